@@ -1,0 +1,122 @@
+//! The agents. Each is one file that declares its parameters and implements [`Agent`] against
+//! the host and cloud traits; adding an agent is a new file and one line in [`AGENTS`].
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::error::Result;
+use crate::host::Host;
+use crate::params::{Param, Values};
+
+pub mod vip;
+
+/// Every agent this binary carries.
+pub static AGENTS: &[&AgentDef] = &[&vip::AGENT];
+
+pub fn find(name: &str) -> Option<&'static AgentDef> {
+    AGENTS.iter().copied().find(|a| a.name == name)
+}
+
+/// An action as advertised in meta-data (timeouts and intervals in seconds).
+#[derive(Debug, Clone, Copy)]
+pub struct ActionDecl {
+    pub name: &'static str,
+    pub timeout: u32,
+    pub interval: Option<u32>,
+    pub depth: Option<u32>,
+}
+
+impl ActionDecl {
+    pub const fn new(name: &'static str, timeout: u32) -> Self {
+        ActionDecl {
+            name,
+            timeout,
+            interval: None,
+            depth: None,
+        }
+    }
+    pub const fn every(mut self, interval: u32, depth: u32) -> Self {
+        self.interval = Some(interval);
+        self.depth = Some(depth);
+        self
+    }
+}
+
+/// The standard action set with the given timeouts; `reload-agent` only when a parameter is
+/// reloadable.
+pub const fn standard_actions(start: u32, stop: u32, monitor: u32) -> [ActionDecl; 7] {
+    [
+        ActionDecl::new("start", start),
+        ActionDecl::new("stop", stop),
+        ActionDecl::new("monitor", monitor).every(10, 0),
+        ActionDecl::new("monitor", monitor).every(60, 10),
+        ActionDecl::new("meta-data", 5),
+        ActionDecl::new("validate-all", 20),
+        ActionDecl::new("reload-agent", 20),
+    ]
+}
+
+pub struct AgentDef {
+    pub name: &'static str,
+    pub shortdesc: &'static str,
+    pub longdesc: &'static str,
+    pub params: &'static [Param],
+    pub actions: &'static [ActionDecl],
+    /// Build the agent from validated values, checking what can be checked without the host
+    /// (validate-all at level 0). Host and cloud checks happen in the actions.
+    pub build: fn(&Values) -> Result<Box<dyn Agent>>,
+}
+
+impl AgentDef {
+    pub fn has_reloadable(&self) -> bool {
+        self.params.iter().any(|p| p.reloadable)
+    }
+    /// The declared timeout of an action, used when the caller gives none.
+    pub fn timeout_of(&self, action: &str) -> Option<u32> {
+        self.actions
+            .iter()
+            .find(|a| a.name == action)
+            .map(|a| a.timeout)
+    }
+}
+
+/// Files and directories the agents read; tests point them elsewhere.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub dmi_dir: PathBuf,
+    pub run_dir: PathBuf,
+}
+
+/// What an action runs with.
+pub struct Ctx<'a> {
+    pub host: &'a dyn Host,
+    pub paths: &'a Paths,
+    /// OCF_CHECK_LEVEL (0, 10, 20).
+    pub check_level: u32,
+    /// A monitor with no interval: it must tell the truth about a resource someone else may
+    /// have started.
+    pub probe: bool,
+    pub deadline: Instant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Running,
+    NotRunning,
+}
+
+pub trait Agent {
+    fn start(&self, cx: &Ctx) -> Result<()>;
+    /// Stop; stopping what is not running succeeds.
+    fn stop(&self, cx: &Ctx) -> Result<()>;
+    fn monitor(&self, cx: &Ctx) -> Result<Health>;
+    /// validate-all at OCF_CHECK_LEVEL >= 10: look at this host (and its cloud). Returns the
+    /// report lines of what was checked.
+    fn preflight(&self, cx: &Ctx) -> Result<Vec<String>>;
+    /// Apply reloadable parameters without a restart.
+    fn reload(&self, cx: &Ctx) -> Result<()>;
+    /// A forced stop (Clusterware `clean`): must succeed on a half-broken resource.
+    fn clean(&self, cx: &Ctx) -> Result<()> {
+        self.stop(cx)
+    }
+}

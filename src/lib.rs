@@ -1,0 +1,180 @@
+//! cloudha: cloud-aware HA resource agents in one binary, called by Pacemaker (OCF 1.1) or by
+//! Oracle Clusterware (ACTION_SCRIPT). See README.md for how it is invoked.
+
+pub mod agents;
+pub mod cloud;
+pub mod contract;
+pub mod error;
+pub mod host;
+pub mod log;
+pub mod metadata;
+pub mod params;
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use clap::{Arg, ArgAction, Command};
+
+use agents::{AGENTS, AgentDef};
+use contract::{Caller, Env, Invocation};
+use host::Host;
+
+const ABOUT: &str = "Cloud-aware high-availability resource agents for Pacemaker (OCF 1.1) and \
+                     Oracle Clusterware, in one static binary.";
+
+/// The command-line interface, generated from the agent declarations.
+pub fn cli() -> Command {
+    let mut cmd = Command::new("cloudha")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(ABOUT)
+        .after_help(
+            "Called by a cluster manager through a link named after the agent, e.g. \
+             /usr/lib/ocf/resource.d/cloudha/vip -> cloudha, with the action as the only \
+             argument. People can call `cloudha <agent> <action> [name=value ...]`.\n\
+             Exit codes follow OCF 1.1, or Oracle Clusterware's when _CRS_NAME is set.",
+        );
+    for a in AGENTS {
+        cmd = cmd.subcommand(agent_command(a));
+    }
+    cmd
+}
+
+fn agent_command(a: &AgentDef) -> Command {
+    Command::new(a.name)
+        .about(a.shortdesc)
+        .long_about(a.longdesc)
+        .override_usage(format!("cloudha {} <ACTION> [name=value ...]", a.name))
+        .after_help(metadata::params_help(a))
+        .arg(
+            Arg::new("action")
+                .help("start, stop, monitor, meta-data, validate-all, reload-agent (Clusterware: start, stop, check, clean, abort)")
+                .required(true),
+        )
+        .arg(
+            Arg::new("params")
+                .help("parameters as name=value; they override the environment")
+                .num_args(0..)
+                .action(ArgAction::Append),
+        )
+}
+
+fn real_host(deadline: std::time::Instant) -> error::Result<Box<dyn Host>> {
+    Ok(Box::new(host::netlink::NetlinkHost::new(deadline)?))
+}
+
+/// Run one call and return the process exit code.
+pub fn main(args: Vec<OsString>) -> i32 {
+    let env = Env::from_process();
+    let argv0 = args
+        .first()
+        .map(|a| {
+            Path::new(a)
+                .file_name()
+                .unwrap_or(a.as_os_str())
+                .to_string_lossy()
+                .into_owned()
+        })
+        .unwrap_or_default();
+    // Called through a link named after an agent: argv[1] is the action, the rest is ignored.
+    if let Some(agent) = agents::find(&argv0) {
+        let word = args.get(1).map(|a| a.to_string_lossy().into_owned());
+        return match word.as_deref() {
+            Some("-h" | "--help" | "help" | "usage") => {
+                let _ = agent_command(agent).bin_name(&argv0).print_long_help();
+                0
+            }
+            Some("--version") => {
+                println!("cloudha {}", env!("CARGO_PKG_VERSION"));
+                0
+            }
+            Some(action) => dispatch(agent, action, &env, &[]),
+            None => usage_error(&env, &format!("no action given; usage: {argv0} <action>")),
+        };
+    }
+    match cli().try_get_matches_from(&args) {
+        Ok(m) => match m.subcommand() {
+            Some((name, sub)) => {
+                let agent = agents::find(name).expect("subcommands come from AGENTS");
+                let action = sub.get_one::<String>("action").expect("required");
+                let mut cli_params = Vec::new();
+                for word in sub.get_many::<String>("params").into_iter().flatten() {
+                    match word.split_once('=') {
+                        Some((k, v)) => cli_params.push((k.to_string(), v.to_string())),
+                        None => {
+                            return usage_error(
+                                &env,
+                                &format!("expected name=value, found '{word}'"),
+                            );
+                        }
+                    }
+                }
+                dispatch(agent, action, &env, &cli_params)
+            }
+            None => {
+                let _ = cli().print_help();
+                2
+            }
+        },
+        Err(e) => {
+            use clap::error::ErrorKind as K;
+            match e.kind() {
+                K::DisplayHelp | K::DisplayVersion => {
+                    let _ = e.print();
+                    0
+                }
+                K::InvalidSubcommand | K::UnknownArgument if args.len() > 1 => {
+                    let _ = e.print();
+                    let known: Vec<&str> = AGENTS.iter().map(|a| a.name).collect();
+                    usage_error_code(
+                        &env,
+                        &format!("unknown agent or option (agents: {})", known.join(", ")),
+                        5,
+                    )
+                }
+                _ => {
+                    let _ = e.print();
+                    2
+                }
+            }
+        }
+    }
+}
+
+fn dispatch(
+    agent: &'static AgentDef,
+    action: &str,
+    env: &Env,
+    cli_params: &[(String, String)],
+) -> i32 {
+    match Invocation::new(agent, action, env, cli_params) {
+        Ok(inv) => {
+            log::init(env, agent.name, &inv.resource, inv.caller);
+            contract::execute(&inv, &real_host)
+        }
+        Err((caller, e)) => {
+            log::init(env, agent.name, agent.name, caller);
+            report(caller, &e.message, contract::ocf_code(e.kind))
+        }
+    }
+}
+
+fn usage_error(env: &Env, msg: &str) -> i32 {
+    usage_error_code(env, msg, 2)
+}
+
+fn usage_error_code(env: &Env, msg: &str, ocf: i32) -> i32 {
+    report(Caller::detect(env), msg, ocf)
+}
+
+fn report(caller: Caller, msg: &str, ocf: i32) -> i32 {
+    match caller {
+        Caller::Ocf => {
+            eprintln!("ocf-exit-reason:{msg}");
+            ocf
+        }
+        Caller::Clusterware => {
+            println!("CRS_ERROR: {msg}");
+            1
+        }
+    }
+}
