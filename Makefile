@@ -1,0 +1,31 @@
+# The two commands of README.md: `make demo` and `make test`.
+# The target directory lives outside the checkout so CI's fresh clones reuse a warm build.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/cloudha/target
+TRIPLE := x86_64-unknown-linux-gnu
+export CLOUDHA_BIN := $(CARGO_TARGET_DIR)/$(TRIPLE)/debug/cloudha
+CARGO ?= cargo
+
+.PHONY: deps build test lint unit lab demo
+
+deps:
+	./scripts/install-deps.sh
+
+build:
+	$(CARGO) build --locked
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+# Unit tests and contract tests (assert_cmd) against the built binary.
+unit: build
+	$(CARGO) test --locked
+
+# Tests that need root, namespaces and the cluster stack.
+lab: build
+	python3 -m pytest -v -rA tests/lab
+
+test: deps lint unit lab
+
+demo: deps build
+	python3 tests/lab/demo.py
