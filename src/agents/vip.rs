@@ -286,9 +286,10 @@ impl Vip {
 
 impl Agent for Vip {
     fn start(&self, cx: &Ctx) -> Result<()> {
+        // The cloud decides whether an OS address is any use at all: ask it first.
+        let cloud = self.cloud(cx)?;
         let (link, prefix) = self.placement(cx.host)?;
         Self::usable(&link)?;
-        let cloud = self.cloud(cx)?;
         // Copies elsewhere (another interface or prefix) would answer for the address too.
         let mut present = false;
         for a in cx.host.addrs()?.into_iter().filter(|a| a.ip == self.ip) {
