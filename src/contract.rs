@@ -331,6 +331,15 @@ fn write_state(path: &Path, state: &str) {
 
 /// Run the action; the host is created only when an action needs it.
 pub fn execute(inv: &Invocation, host: &dyn Fn(Instant) -> Result<Box<dyn Host>>) -> i32 {
+    tracing::debug!(
+        "{:?} {} (caller {:?}, probe {}, check level {}, {:?} left)",
+        inv.action,
+        inv.agent.name,
+        inv.caller,
+        inv.probe,
+        inv.check_level,
+        inv.deadline.saturating_duration_since(Instant::now())
+    );
     let result = run(inv, host);
     finish(inv, result)
 }

@@ -94,7 +94,9 @@ pub fn init(env: &Env, agent: &str, name: &str, caller: Caller) {
     let debug = env.get("HA_debug") == Some("1") || env.get("OCF_TRACE_RA").is_some();
     let syslog = env.get("HA_LOGFACILITY").and_then(facility).and_then(|f| {
         let sock = UnixDatagram::unbound().ok()?;
-        sock.connect("/dev/log").ok()?;
+        // Overridable so tests can listen without touching /dev/log.
+        sock.connect(env.get("CLOUDHA_SYSLOG_SOCKET").unwrap_or("/dev/log"))
+            .ok()?;
         Some((sock, f))
     });
     let logger = Logger {

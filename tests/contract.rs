@@ -365,3 +365,42 @@ fn clusterware_bad_inputs() {
         .assert()
         .code(0);
 }
+
+#[test]
+fn logging_debug_and_syslog() {
+    // Debug lines only when asked for, tagged with agent and resource.
+    let quiet = ocf(&[("ip", "10.0.0.5")])
+        .args(["vip", "validate-all"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("DEBUG"));
+    for (k, v) in [("HA_debug", "1"), ("OCF_TRACE_RA", "1")] {
+        ocf(&[("ip", "10.0.0.5")])
+            .env(k, v)
+            .args(["vip", "validate-all"])
+            .assert()
+            .code(0)
+            .stderr(
+                predicate::str::contains("vip(vip1)[")
+                    .and(predicate::str::contains(": DEBUG: Validate vip")),
+            );
+    }
+    // HA_LOGFACILITY sends the same lines to syslog with the facility's priority.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    ocf(&[("ip", "banana")])
+        .env("HA_LOGFACILITY", "local5")
+        .env("CLOUDHA_SYSLOG_SOCKET", &path)
+        .args(["vip", "start"])
+        .assert()
+        .code(6);
+    let mut buf = [0u8; 2048];
+    let n = sock.recv(&mut buf).unwrap();
+    let line = String::from_utf8_lossy(&buf[..n]);
+    // local5 = 21, err = 3: 21 * 8 + 3
+    assert!(line.starts_with("<171>vip(vip1)["), "{line}");
+    assert!(line.contains("ERROR: start failed: ip='banana'"), "{line}");
+}
