@@ -1,0 +1,170 @@
+"""The VIP failover scenario shared by test_pacemaker_failover.py and demo.py.
+
+Two nodes, vip1 (ocf:cloudha:vip) preferring node1, a hostname server on every node and a
+client polling the VIP every 50 ms; node1 is crashed and the client's view is measured.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+
+import pcmk
+
+VIP = "10.77.0.100"
+PORT = 8080
+RSC = "vip1"
+AGENT = "ocf:cloudha:vip"
+PARAMS = {"ip": VIP, "cidr_netmask": "24", "cloud": "none"}
+MONITOR = "2s"
+
+
+def create_vip(lab: pcmk.Lab, node: str = "node1") -> str:
+    """Create vip1 stopped, prefer `node`, then start it (so it never starts elsewhere first).
+
+    Uses pcs (which works without pcsd for these commands) and falls back to cibadmin.
+    Returns the tool that did it.
+    """
+    n = lab.node(node)
+    pcs = n.run(
+        ["pcs", "resource", "create", RSC, AGENT]
+        + [f"{k}={v}" for k, v in PARAMS.items()]
+        + ["op", "monitor", f"interval={MONITOR}", "--disabled"],
+        check=False,
+    )
+    if pcs.returncode == 0:
+        n.run(["pcs", "constraint", "location", RSC, "prefers", f"{node}=100"])
+        n.run(["pcs", "resource", "enable", RSC])
+        return "pcs"
+    print(f"pcs failed ({pcs.returncode}: {pcs.stderr.strip()}); using cibadmin")
+    attrs = "".join(
+        f'<nvpair id="{RSC}-ia-{k}" name="{k}" value="{v}"/>' for k, v in PARAMS.items()
+    )
+    n.run(["cibadmin", "--create", "-o", "resources", "--xml-text",
+           f'<primitive id="{RSC}" class="ocf" provider="cloudha" type="vip">'
+           f'<instance_attributes id="{RSC}-ia">{attrs}</instance_attributes>'
+           f'<meta_attributes id="{RSC}-meta">'
+           f'<nvpair id="{RSC}-target-role" name="target-role" value="Stopped"/>'
+           f"</meta_attributes><operations>"
+           f'<op id="{RSC}-monitor" name="monitor" interval="{MONITOR}"/>'
+           f"</operations></primitive>"])
+    n.run(["cibadmin", "--create", "-o", "constraints", "--xml-text",
+           f'<rsc_location id="loc-{RSC}" rsc="{RSC}" node="{node}" score="100"/>'])
+    n.run(["crm_resource", "--resource", RSC, "--meta", "--set-parameter", "target-role",
+           "--parameter-value", "Started"])
+    return "cibadmin"
+
+
+@dataclass
+class Outcome:
+    """What the client saw around the crash (times are time.monotonic())."""
+
+    crash_at: float
+    polls: list[tuple[float, str | None]]
+    started_seen_at: float | None  # when crm_mon on node2 first showed vip1 Started node2
+    tool: str = ""
+    events: list[tuple[float, str]] = field(default_factory=list)
+
+    def last_from(self, node: str, before: float | None = None) -> float | None:
+        ts = [t for t, a in self.polls if a == node and (before is None or t <= before)]
+        return ts[-1] if ts else None
+
+    def first_from(self, node: str, after: float) -> float | None:
+        ts = [t for t, a in self.polls if a == node and t >= after]
+        return ts[0] if ts else None
+
+    @property
+    def outage(self) -> float | None:
+        """Last answer from node1 before the crash → first answer from node2 after it."""
+        last = self.last_from("node1", self.crash_at)
+        first = self.first_from("node2", self.crash_at)
+        return None if last is None or first is None else first - last
+
+    def segments(self) -> list[tuple[float, float, str, int]]:
+        """Runs of identical outcomes: (first time, last time, answer or 'no answer', count)."""
+        out: list[list] = []
+        for t, a in self.polls:
+            label = a or "no answer"
+            if out and out[-1][2] == label:
+                out[-1][1], out[-1][3] = t, out[-1][3] + 1
+            else:
+                out.append([t, t, label, 1])
+        return [tuple(s) for s in out]
+
+    def timeline(self, window: float = 2.0) -> str:
+        """Human-readable timeline relative to the crash, from `window` s before it."""
+        rows = [(t, f"client: {label} x{n}" + (f" (until {e - self.crash_at:+.3f}s)"
+                                             if n > 1 else ""))
+                for t, e, label, n in self.segments() if e >= self.crash_at - window]
+        rows.append((self.crash_at, "node1 crashed (SIGKILL of its PID 1)"))
+        if self.started_seen_at:
+            rows.append((self.started_seen_at, "crm_mon on node2: vip1 Started node2"))
+        rows += self.events
+        rows.sort()
+        return "\n".join(f"  {t - self.crash_at:+8.3f}s  {what}" for t, what in rows)
+
+
+def run(lab: pcmk.Lab, log=print, settle: float = 1.0, bound: float = 30.0) -> Outcome:
+    """Create vip1 on node1, crash node1, watch it come back on node2 (at most `bound` s)."""
+    tool = create_vip(lab, "node1")
+    lab.wait_running(RSC, "node1", timeout=30)
+    log(f"vip1 created with {tool} and Started on node1")
+    for n in lab.nodes:
+        n.serve_hostname(PORT)
+    poller = lab.client.poll_tcp(VIP, PORT, every=0.05, timeout=0.2)
+    # The client must have been served by node1 before the crash, or the outage means nothing.
+    lab.wait_for(lambda: "node1" in [a for _, a in poller.results()], 10, "node1 answering")
+    time.sleep(settle)
+    log(lab.crm_mon(on="node1"))
+
+    crash_at = lab.crash("node1")
+    log("node1 crashed")
+    started_seen_at = None
+    end = crash_at + bound
+    while time.monotonic() < end:
+        if started_seen_at is None and lab.where(RSC, on="node2") == ["node2"]:
+            started_seen_at = time.monotonic()
+        if started_seen_at and any(a == "node2" and t > crash_at for t, a in poller.results()):
+            break
+        time.sleep(0.05)
+    time.sleep(settle)  # a little "after" for the timeline
+    poller.stop()
+    return Outcome(crash_at, poller.results(), started_seen_at, tool,
+                   pacemaker_events(lab, "node2", crash_at))
+
+
+# "Nov 22 04:53:54.123 node2 pacemaker-controld  [123] (log_executor_event)  notice: Result of
+# start operation for vip1 on node2: ok"; millisecond timestamps, wall clock.
+_LOG_LINE = re.compile(r"^(\w{3} +\d+ [\d:.]+) \S+ +(\S+) +\[\d+\] \([^)]*\)\s+\w+: (.*)$")
+_WANTED = ("Node node1 state is now lost", "Initiating start operation vip1",
+           "Result of start operation for vip1", "Result of monitor operation for vip1")
+
+
+def pacemaker_events(lab: pcmk.Lab, node: str, crash_at: float) -> list[tuple[float, str]]:
+    """Interesting lines of node's pacemaker.log after the crash, on the monotonic clock."""
+    path = lab.dir / node / "log" / "pacemaker.log"
+    if not path.exists():
+        return []
+    # Log times are wall-clock; translate them through one (wall, monotonic) pair taken now.
+    offset = time.time() - time.monotonic()
+    year = time.localtime().tm_year
+    events = []
+    for line in path.read_text(errors="replace").splitlines():
+        m = _LOG_LINE.match(line)
+        # The controller is the one that acts; the other daemons repeat "state is now lost".
+        if not m or m.group(2) != "pacemaker-controld" or not any(w in m.group(3) for w in _WANTED):
+            continue
+        stamp, _, frac = m.group(1).partition(".")
+        try:
+            wall = time.mktime(time.strptime(f"{year} {stamp}", "%Y %b %d %H:%M:%S"))
+        except ValueError:
+            continue
+        t = wall + float("0." + (frac or "0")) - offset
+        if t >= crash_at - 0.5:
+            events.append((t, f"{node} controld: {m.group(3).split(' | ')[0]}"))
+    return events
+
+
+def vip1_failures(status: dict) -> list[dict]:
+    return [f for f in status["failures"] if f.get("op_key", "").startswith(RSC + "_")]
