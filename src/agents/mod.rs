@@ -9,9 +9,10 @@ use crate::host::Host;
 use crate::params::{Param, Values};
 
 pub mod vip;
+pub mod vxlan_fdb;
 
 /// Every agent this binary carries.
-pub static AGENTS: &[&AgentDef] = &[&vip::AGENT];
+pub static AGENTS: &[&AgentDef] = &[&vip::AGENT, &vxlan_fdb::AGENT];
 
 pub fn find(name: &str) -> Option<&'static AgentDef> {
     AGENTS.iter().copied().find(|a| a.name == name)

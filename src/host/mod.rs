@@ -47,6 +47,62 @@ pub struct RouteHop {
     pub gateway: Option<IpAddr>,
 }
 
+/// A link's kind and the settings the mesh agents compare (`ip -d link show`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkDetails {
+    /// The rtnetlink kind ("vxlan", "bridge", "veth"); None for plain devices.
+    pub kind: Option<String>,
+    /// The bridge (or bond) this link is a port of.
+    pub master: Option<u32>,
+    /// IFLA_IFALIAS: agents mark the devices they created with it.
+    pub alias: Option<String>,
+    /// Set when kind is "vxlan".
+    pub vxlan: Option<VxlanConf>,
+}
+
+/// The settings of a VXLAN device that decide whether two nodes can talk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VxlanConf {
+    pub vni: u32,
+    pub port: u16,
+    /// The underlay interface (IFLA_VXLAN_LINK).
+    pub dev: Option<u32>,
+    /// The underlay source address (IFLA_VXLAN_LOCAL / LOCAL6).
+    pub local: Option<IpAddr>,
+    /// A default remote or multicast group (IFLA_VXLAN_GROUP / GROUP6), if any.
+    pub group: Option<IpAddr>,
+    pub learning: bool,
+}
+
+/// Changes to an existing link; `None` leaves a setting alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkChange {
+    pub up: Option<bool>,
+    pub mtu: Option<u32>,
+    /// Make the link a port of this bridge.
+    pub master: Option<u32>,
+    pub alias: Option<String>,
+    /// VXLAN learning (the link must be a vxlan device).
+    pub learning: Option<bool>,
+}
+
+/// One bridge forwarding database entry of a device (`bridge fdb show dev X`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FdbEntry {
+    pub mac: [u8; 6],
+    /// The remote VTEP for VXLAN entries; None for local and bridge entries.
+    pub dst: Option<IpAddr>,
+}
+
+/// The all-zero MAC: a VXLAN flood (head-end replication) entry.
+pub const FLOOD_MAC: [u8; 6] = [0; 6];
+
+fn unsupported<T>(what: &str) -> Result<T> {
+    Err(crate::error::Error::unimplemented(format!(
+        "{what} is not supported by this host implementation"
+    )))
+}
+
 pub trait Host {
     fn links(&self) -> Result<Vec<Link>>;
     fn addrs(&self) -> Result<Vec<Addr>>;
@@ -60,6 +116,56 @@ pub trait Host {
     /// Tell the L2 neighbours that `ip` now lives at `link`'s MAC: gratuitous ARP for IPv4,
     /// unsolicited neighbour advertisement for IPv6. Sends `count` times, `interval` apart.
     fn announce(&self, link: &Link, ip: IpAddr, count: u32, interval: Duration) -> Result<()>;
+
+    /// Every link with its kind, master, alias and VXLAN settings (one dump).
+    fn link_details(&self) -> Result<Vec<(Link, LinkDetails)>> {
+        unsupported("listing link details")
+    }
+    /// Create a VXLAN device, down, with the given MTU; returns its index.
+    fn add_vxlan(&self, name: &str, conf: &VxlanConf, mtu: u32) -> Result<u32> {
+        let _ = (name, conf, mtu);
+        unsupported("creating VXLAN devices")
+    }
+    /// Create a bridge, down; returns its index.
+    fn add_bridge(&self, name: &str) -> Result<u32> {
+        let _ = name;
+        unsupported("creating bridges")
+    }
+    fn set_link(&self, index: u32, change: &LinkChange) -> Result<()> {
+        let _ = (index, change);
+        unsupported("changing links")
+    }
+    /// Delete a link; deleting one that is already gone is not an error.
+    fn del_link(&self, index: u32) -> Result<()> {
+        let _ = index;
+        unsupported("deleting links")
+    }
+    /// The forwarding database entries of one device (entries the device itself holds).
+    fn fdb(&self, index: u32) -> Result<Vec<FdbEntry>> {
+        let _ = index;
+        unsupported("listing forwarding entries")
+    }
+    /// Append `mac -> dst` entries (`bridge fdb append`): several destinations may share a MAC;
+    /// appending one that exists is a no-op.
+    fn fdb_append(&self, index: u32, mac: [u8; 6], dsts: &[IpAddr]) -> Result<()> {
+        let _ = (index, mac, dsts);
+        unsupported("adding forwarding entries")
+    }
+    /// Remove `mac -> dst` entries, one destination each; missing ones are not an error.
+    fn fdb_del(&self, index: u32, mac: [u8; 6], dsts: &[IpAddr]) -> Result<()> {
+        let _ = (index, mac, dsts);
+        unsupported("removing forwarding entries")
+    }
+    /// Resolve a host name to addresses (the system resolver: /etc/hosts, DNS).
+    fn resolve(&self, name: &str) -> Result<Vec<IpAddr>> {
+        use std::net::ToSocketAddrs;
+        match (name, 0u16).to_socket_addrs() {
+            Ok(addrs) => Ok(addrs.map(|a| a.ip()).collect()),
+            Err(e) => Err(crate::error::Error::transient(format!(
+                "cannot resolve the name '{name}': {e}"
+            ))),
+        }
+    }
 
     fn link_by_name(&self, name: &str) -> Result<Option<Link>> {
         Ok(self.links()?.into_iter().find(|l| l.name == name))

@@ -12,7 +12,7 @@ use netlink_packet_route::link::{LinkAttribute, LinkFlags};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use rtnetlink::Handle;
 
-use super::{Addr, Host, Link, RouteHop, announce};
+use super::{Addr, FdbEntry, Host, Link, LinkChange, LinkDetails, RouteHop, VxlanConf, announce};
 use crate::error::{Error, Kind, Result};
 
 pub struct NetlinkHost {
@@ -106,6 +106,170 @@ fn link_from(msg: netlink_packet_route::link::LinkMessage) -> Link {
         }
     }
     link
+}
+
+fn details_from(msg: &netlink_packet_route::link::LinkMessage) -> LinkDetails {
+    use netlink_packet_route::link::{InfoData, InfoVxlan, LinkInfo};
+    let mut d = LinkDetails::default();
+    for attr in &msg.attributes {
+        match attr {
+            LinkAttribute::Controller(m) => d.master = Some(*m),
+            LinkAttribute::IfAlias(a) if !a.is_empty() => d.alias = Some(a.clone()),
+            LinkAttribute::LinkInfo(infos) => {
+                for info in infos {
+                    match info {
+                        LinkInfo::Kind(k) => d.kind = Some(k.to_string()),
+                        LinkInfo::Data(InfoData::Vxlan(attrs)) => {
+                            let mut c = VxlanConf {
+                                vni: 0,
+                                port: 8472,
+                                dev: None,
+                                local: None,
+                                group: None,
+                                learning: true,
+                            };
+                            for a in attrs {
+                                match a {
+                                    InfoVxlan::Id(v) => c.vni = *v,
+                                    InfoVxlan::Port(p) => c.port = *p,
+                                    InfoVxlan::Link(i) if *i != 0 => c.dev = Some(*i),
+                                    InfoVxlan::Local(ip) => c.local = Some((*ip).into()),
+                                    InfoVxlan::Local6(ip) => c.local = Some((*ip).into()),
+                                    InfoVxlan::Group(ip) => c.group = Some((*ip).into()),
+                                    InfoVxlan::Group6(ip) => c.group = Some((*ip).into()),
+                                    InfoVxlan::Learning(l) => c.learning = *l,
+                                    _ => {}
+                                }
+                            }
+                            c.local = c.local.filter(|ip| !ip.is_unspecified());
+                            c.group = c.group.filter(|ip| !ip.is_unspecified());
+                            d.vxlan = Some(c);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    d
+}
+
+/// An AF_BRIDGE neighbour message for `mac -> dst` on `index`, as `bridge fdb` sends it.
+fn fdb_message(
+    index: u32,
+    mac: [u8; 6],
+    dst: IpAddr,
+) -> netlink_packet_route::neighbour::NeighbourMessage {
+    use netlink_packet_route::neighbour::{
+        NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
+    };
+    let mut m = NeighbourMessage::default();
+    m.header.family = AddressFamily::Bridge;
+    m.header.ifindex = index;
+    m.header.state = NeighbourState::Permanent;
+    m.header.flags = NeighbourFlags::Own;
+    m.attributes
+        .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+    m.attributes
+        .push(NeighbourAttribute::Destination(match dst {
+            IpAddr::V4(v4) => NeighbourAddress::Inet(v4),
+            IpAddr::V6(v6) => NeighbourAddress::Inet6(v6),
+        }));
+    m
+}
+
+/// Send one request and wait for its ACK; an Error payload with a code is the failure.
+async fn request_ack(
+    mut handle: Handle,
+    msg: netlink_packet_route::RouteNetlinkMessage,
+    flags: u16,
+) -> Result<(), rtnetlink::Error> {
+    use futures::StreamExt;
+    use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+    let mut req = NetlinkMessage::from(msg);
+    req.header.flags = flags;
+    let mut response = handle.request(req)?;
+    while let Some(m) = response.next().await {
+        if let NetlinkPayload::Error(e) = m.payload
+            && e.code.is_some()
+        {
+            return Err(rtnetlink::Error::NetlinkError(e));
+        }
+    }
+    Ok(())
+}
+
+/// How many fdb requests are in flight at once.
+const FDB_WINDOW: usize = 64;
+
+impl NetlinkHost {
+    /// Send one fdb request per destination, pipelined; `ok_errno` lists answers that count
+    /// as success (ENOENT when deleting what is already gone).
+    fn fdb_batch(
+        &self,
+        what: &str,
+        index: u32,
+        mac: [u8; 6],
+        dsts: &[IpAddr],
+        delete: bool,
+    ) -> Result<()> {
+        use futures::StreamExt;
+        use netlink_packet_core::{NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST};
+        use netlink_packet_route::RouteNetlinkMessage as M;
+        let handle = self.handle.clone();
+        let reqs = dsts.iter().map(|dst| {
+            let msg = fdb_message(index, mac, *dst);
+            let (msg, flags) = if delete {
+                (M::DelNeighbour(msg), NLM_F_REQUEST | NLM_F_ACK)
+            } else {
+                (
+                    M::NewNeighbour(msg),
+                    NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND,
+                )
+            };
+            let h = handle.clone();
+            let dst = *dst;
+            async move { (dst, request_ack(h, msg, flags).await) }
+        });
+        let fut = async {
+            let results: Vec<_> = futures::stream::iter(reqs)
+                .buffer_unordered(FDB_WINDOW)
+                .collect()
+                .await;
+            Ok::<_, rtnetlink::Error>(results)
+        };
+        let results = self.run(what, fut)?;
+        let mut failed = Vec::new();
+        for (dst, r) in results {
+            if let Err(e) = r {
+                if delete && errno(&e) == Some(libc::ENOENT) {
+                    continue;
+                }
+                failed.push(classify(&format!("{what} {dst}"), &e));
+            }
+        }
+        match failed.len() {
+            0 => Ok(()),
+            1 => Err(failed.remove(0)),
+            n => {
+                let first = failed.remove(0);
+                Err(Error::new(
+                    first.kind,
+                    format!("{} (and {} more)", first.message, n - 1),
+                ))
+            }
+        }
+    }
+
+    fn index_of(&self, name: &str) -> Result<u32> {
+        match self.link_by_name(name)? {
+            Some(l) => Ok(l.index),
+            None => Err(Error::transient(format!(
+                "{name} was created but the kernel does not list it"
+            ))),
+        }
+    }
 }
 
 impl Host for NetlinkHost {
@@ -205,5 +369,150 @@ impl Host for NetlinkHost {
 
     fn announce(&self, link: &Link, ip: IpAddr, count: u32, interval: Duration) -> Result<()> {
         announce::send(link, ip, count, interval, self.deadline)
+    }
+
+    fn link_details(&self) -> Result<Vec<(Link, LinkDetails)>> {
+        let req = self.handle.link().get().execute();
+        let msgs: Vec<_> = self.run("listing interfaces", req.try_collect())?;
+        Ok(msgs
+            .into_iter()
+            .map(|m| {
+                let d = details_from(&m);
+                (link_from(m), d)
+            })
+            .collect())
+    }
+
+    fn add_vxlan(&self, name: &str, conf: &VxlanConf, mtu: u32) -> Result<u32> {
+        let mut b = rtnetlink::LinkVxlan::new(name, conf.vni)
+            .port(conf.port)
+            .learning(conf.learning)
+            .mtu(mtu);
+        if let Some(dev) = conf.dev {
+            b = b.dev(dev);
+        }
+        match conf.local {
+            Some(IpAddr::V4(ip)) => b = b.local(ip),
+            Some(IpAddr::V6(ip)) => b = b.local6(ip),
+            None => {}
+        }
+        match conf.group {
+            Some(IpAddr::V4(ip)) => b = b.group(ip),
+            Some(IpAddr::V6(ip)) => b = b.group6(ip),
+            None => {}
+        }
+        let req = self.handle.link().add(b.build()).execute();
+        self.run(&format!("creating VXLAN device {name}"), req)?;
+        self.index_of(name)
+    }
+
+    fn add_bridge(&self, name: &str) -> Result<u32> {
+        let req = self
+            .handle
+            .link()
+            .add(rtnetlink::LinkBridge::new(name).build())
+            .execute();
+        self.run(&format!("creating bridge {name}"), req)?;
+        self.index_of(name)
+    }
+
+    fn set_link(&self, index: u32, change: &LinkChange) -> Result<()> {
+        use netlink_packet_route::link::InfoKind;
+        use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVxlan};
+        if let Some(learning) = change.learning {
+            let msg = LinkMessageBuilder::<LinkVxlan>::new_with_info_kind(InfoKind::Vxlan)
+                .index(index)
+                .learning(learning)
+                .build();
+            let req = self.handle.link().change(msg).execute();
+            self.run(&format!("setting learning on interface {index}"), req)?;
+        }
+        let mut b = LinkUnspec::new_with_index(index);
+        let mut any = false;
+        if let Some(mtu) = change.mtu {
+            b = b.mtu(mtu);
+            any = true;
+        }
+        if let Some(master) = change.master {
+            b = b.controller(master);
+            any = true;
+        }
+        if let Some(alias) = &change.alias {
+            b = b.alias(alias.clone());
+            any = true;
+        }
+        match change.up {
+            Some(true) => {
+                b = b.up();
+                any = true;
+            }
+            Some(false) => {
+                b = b.down();
+                any = true;
+            }
+            None => {}
+        }
+        if any {
+            let req = self.handle.link().change(b.build()).execute();
+            self.run(&format!("changing interface {index}"), req)?;
+        }
+        Ok(())
+    }
+
+    fn del_link(&self, index: u32) -> Result<()> {
+        let req = self.handle.link().del(index).execute();
+        match self.run(&format!("deleting interface {index}"), req) {
+            Err(e) if e.kind == Kind::NotInstalled => Ok(()),
+            other => other,
+        }
+    }
+
+    fn fdb(&self, index: u32) -> Result<Vec<FdbEntry>> {
+        use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute};
+        let req = self
+            .handle
+            .neighbours()
+            .get()
+            .set_address_family(AddressFamily::Bridge)
+            .execute();
+        let msgs: Vec<_> = self.run("listing forwarding entries", req.try_collect())?;
+        let mut out = Vec::new();
+        // The dump covers every device: keep this one's.
+        for m in msgs.into_iter().filter(|m| m.header.ifindex == index) {
+            let mut mac = None;
+            let mut dst = None;
+            for attr in m.attributes {
+                match attr {
+                    NeighbourAttribute::LinkLayerAddress(a) => mac = <[u8; 6]>::try_from(a).ok(),
+                    // AF_BRIDGE dumps carry NDA_DST as raw bytes: decode them here.
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => {
+                        dst = Some(ip.into())
+                    }
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet6(ip)) => {
+                        dst = Some(ip.into())
+                    }
+                    NeighbourAttribute::Destination(NeighbourAddress::Other(b)) => {
+                        dst = match b.len() {
+                            4 => <[u8; 4]>::try_from(b).ok().map(IpAddr::from),
+                            16 => <[u8; 16]>::try_from(b).ok().map(IpAddr::from),
+                            _ => None,
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(mac) = mac {
+                out.push(FdbEntry { mac, dst });
+            }
+        }
+        Ok(out)
+    }
+
+    fn fdb_append(&self, index: u32, mac: [u8; 6], dsts: &[IpAddr]) -> Result<()> {
+        self.fdb_batch("adding the forwarding entry to", index, mac, dsts, false)
+    }
+
+    fn fdb_del(&self, index: u32, mac: [u8; 6], dsts: &[IpAddr]) -> Result<()> {
+        self.fdb_batch("removing the forwarding entry to", index, mac, dsts, true)
     }
 }
