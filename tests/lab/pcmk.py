@@ -17,23 +17,34 @@ Addresses (``subnet`` defaults to ``10.77.0``): node i (1-based) is ``<subnet>.<
 
 API (everything else is private)::
 
-    with Lab(nodes=2, agents=("vip",), name="pcmk") as lab:   # up, DC elected, all online
+    with Lab(nodes=2, agents=("vip",), name="pcmk", subnet="10.77.0", client=True,
+             binary=None) as lab:   # binary defaults to $CLOUDHA_BIN; returns when a DC is
+                                    # elected and every node is online (lab.up_seconds)
         lab.nodes            # [Machine] node1..nodeN;  lab.node("node2") / lab.node(2)
         lab.client           # Machine on the same L2, or None with client=False
-        lab.hub              # Machine holding the bridge br0 (nsenter -n for ip commands)
-        m.run(argv, check=True, timeout=60, input=None) -> CompletedProcess (text, captured)
-        m.sh("shell command", ...)      # the same through sh -c
-        m.spawn(argv, log_name) -> Proc # long-running, stopped by PID at teardown
-        m.serve_hostname(port) -> Proc  # TCP 0.0.0.0:port answers the host name
-        m.poll_tcp(ip, port, every=0.05, timeout=0.2) -> Poller  # .stop(), .results()
-        m.ip, m.name, m.pid (host PID of its PID 1), m.alive()
-        lab.status(on=None) -> dict     # crm_mon XML as {"dc", "nodes", "resources"}
+        lab.hub              # Machine holding the bridge br0 (use run(..., net_only=True))
+        lab.dir              # scratch dir: <node>/log/{pacemaker,corosync}.log, <m>-<name>.log
+        m.name, m.ip, m.pid  # m.pid: host PID of the machine's PID 1;  m.alive()
+        m.run(argv, check=True, timeout=60, input=None, env=None, net_only=False)
+                             # -> CompletedProcess (text, captured); raises if check and rc!=0
+        m.sh("shell command", **run_kwargs)
+        m.spawn(argv, log_name, env=None) -> Proc   # long-running; .pid (host), .log, .stop()
+        m.serve_hostname(port) -> Proc  # TCP 0.0.0.0:port answers the host name; listening
+        m.poll_tcp(ip, port, every=0.05, timeout=0.2) -> Poller
+                             # .stop(); .results() -> [(time.monotonic(), host name | None)]
+        lab.status(on=None) -> {"dc", "nodes": {name: {"online", "standby"}},
+                                "resources": {id: {"agent", "roles": {node: role}, "failed"}},
+                                "failures": [crm_mon failure attributes]}
         lab.crm_mon(on=None, args=("-1",)) -> str
-        lab.where(rsc, on=None) -> [node names where rsc is active]
-        lab.wait_for(predicate, timeout, what) -> value   # polls every 0.1 s
-        lab.wait_running(rsc, node, timeout=30)
-        lab.crash(node) -> time.monotonic() of the SIGKILL
-        lab.log_tail(node, lines=40) -> str  (pacemaker + corosync logs, for failures)
+        lab.where(rsc, on=None) -> sorted node names where rsc is Started/Promoted/Unpromoted
+        lab.wait_for(predicate, timeout, what) -> predicate's value  # polls every 0.1 s
+        lab.wait_running(rsc, node, timeout=30)   # where(rsc) == [node]
+        lab.crash(node) -> time.monotonic() of the SIGKILL of its PID 1
+        lab.log_tail(node, lines=40) -> str      # pacemaker + corosync logs, for failures
+        lab.stop()
+    cleanup_leftovers()      # also run by start()
+
+``node``/``on`` accept 2, "node2" or a Machine; ``on=None`` asks the first node still alive.
 
 ``Lab.stop()`` (also called by ``__exit__`` and when ``start()`` fails) SIGTERMs every
 pacemakerd, waits, SIGTERMs corosync, waits, stops spawned processes, then SIGKILLs each PID 1;
@@ -513,6 +524,7 @@ class Lab:
         raise KeyError(name)
 
     def _live(self, on) -> Machine:
+        """The node named by on (2, "node2" or a Machine), or the first live one for None."""
         if on is not None:
             return self.node(on) if not isinstance(on, Machine) else on
         for n in self.nodes:
@@ -577,11 +589,11 @@ class Lab:
             time.sleep(0.1)
 
     def wait_running(self, rsc: str, node, timeout: float = 30, on=None) -> None:
-        name = self._live(node).name if isinstance(node, Machine) else self.node(node).name
+        name = self._live(node).name
         self.wait_for(lambda: self.where(rsc, on) == [name], timeout, f"{rsc} on {name}")
 
     def log_tail(self, node, lines: int = 40) -> str:
-        n = self.node(node) if not isinstance(node, Machine) else node
+        n = self._live(node)
         out = []
         for f in ("pacemaker.log", "corosync.log"):
             p = self.dir / n.name / "log" / f
@@ -594,7 +606,7 @@ class Lab:
 
     def crash(self, node) -> float:
         """Pull the plug: SIGKILL the node's PID 1. Returns time.monotonic() of the kill."""
-        n = self.node(node) if not isinstance(node, Machine) else node
+        n = self._live(node)
         t = time.monotonic()
         n.kill()
         return t
