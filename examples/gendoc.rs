@@ -1,0 +1,761 @@
+//! Generates what the packages ship besides the binary, from the agent declarations in
+//! `cloudha::agents::AGENTS`: man pages (`cloudha(8)`, `ocf_cloudha_<agent>(7)`), shell
+//! completions (bash, zsh, fish) and a commented `<agent>.conf` template for each agent.
+//! Not shipped; `make packages` (packaging/build.sh) runs it.
+//!
+//!     cargo run --example gendoc -- agents        # the agent names, one per line
+//!     cargo run --example gendoc -- crs-type-attrs AGENT  # `crsctl add type -attr` value
+//!     cargo run --example gendoc -- write OUTDIR  # OUTDIR/{man,completions,conf}/...
+//!
+//! The man page date comes from `SOURCE_DATE_EPOCH` (reproducible builds); without it the page
+//! carries no date.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::Path;
+use std::process::ExitCode;
+
+use cloudha::agents::{AGENTS, AgentDef};
+use cloudha::params::{Param, Type};
+
+const OCF_DIR: &str = "/usr/lib/ocf/resource.d/cloudha";
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Actions a person may type, per caller, in the order they are documented.
+const OCF_ACTIONS: &[&str] = &[
+    "start",
+    "stop",
+    "monitor",
+    "meta-data",
+    "validate-all",
+    "reload-agent",
+];
+const CRS_ACTIONS: &[&str] = &["check", "clean", "abort"];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["agents"] => {
+            for a in AGENTS {
+                println!("{}", a.name);
+            }
+            ExitCode::SUCCESS
+        }
+        ["crs-type-attrs", name] => match cloudha::agents::find(name) {
+            Some(a) => {
+                println!("{}", crs_type_attrs(a));
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("gendoc: no agent '{name}'");
+                ExitCode::FAILURE
+            }
+        },
+        ["write", out] => match write_all(Path::new(out)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("gendoc: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        _ => {
+            eprintln!("usage: gendoc agents | gendoc crs-type-attrs AGENT | gendoc write OUTDIR");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn write_all(out: &Path) -> std::io::Result<()> {
+    let date = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .map(iso_date)
+        .unwrap_or_default();
+    for d in ["man", "completions", "conf"] {
+        fs::create_dir_all(out.join(d))?;
+    }
+    fs::write(out.join("man/cloudha.8"), man_cloudha(&date))?;
+    for a in AGENTS {
+        fs::write(
+            out.join(format!("man/ocf_cloudha_{}.7", a.name)),
+            man_agent(a, &date),
+        )?;
+        fs::write(out.join(format!("conf/{}.conf", a.name)), conf_template(a))?;
+    }
+    fs::write(out.join("completions/cloudha.bash"), bash())?;
+    fs::write(out.join("completions/_cloudha"), zsh())?;
+    fs::write(out.join("completions/cloudha.fish"), fish())?;
+    Ok(())
+}
+
+/// YYYY-MM-DD of a Unix time (UTC), without a date crate.
+fn iso_date(secs: i64) -> String {
+    // Howard Hinnant's civil_from_days.
+    let z = secs.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// roff
+
+/// Text for a roff body line: backslashes escaped, and a leading `.` or `'` made literal.
+fn roff(s: &str) -> String {
+    let s = s.replace('\\', "\\e").replace('-', "\\-");
+    if s.starts_with('.') || s.starts_with('\'') {
+        format!("\\&{s}")
+    } else {
+        s
+    }
+}
+
+fn th(w: &mut String, name: &str, section: u8, date: &str, manual: &str) {
+    let _ = writeln!(
+        w,
+        ".TH \"{}\" \"{section}\" \"{date}\" \"cloudha {VERSION}\" \"{manual}\"",
+        name.to_uppercase()
+    );
+    let _ = writeln!(w, ".nh\n.ad l");
+}
+
+fn sh(w: &mut String, title: &str) {
+    let _ = writeln!(w, ".SH \"{title}\"");
+}
+
+fn para(w: &mut String, text: &str) {
+    let _ = writeln!(w, ".PP\n{}", roff(text));
+}
+
+fn example(w: &mut String, lines: &[String]) {
+    let _ = writeln!(w, ".PP\n.RS 4\n.nf");
+    for l in lines {
+        let _ = writeln!(w, "{}", roff(l));
+    }
+    let _ = writeln!(w, ".fi\n.RE");
+}
+
+fn type_desc(p: &Param) -> String {
+    match p.ty {
+        Type::String => "string".into(),
+        Type::Boolean => "boolean".into(),
+        Type::Integer { min, max } => format!("integer, {min} to {max}"),
+        Type::Select(o) => format!("one of: {}", o.join(", ")),
+    }
+}
+
+fn param_flags(p: &Param) -> String {
+    let mut f = vec![type_desc(p)];
+    if p.required {
+        f.push("required".into());
+    }
+    if let Some(d) = p.default {
+        f.push(format!("default: {d}"));
+    }
+    if let Some(g) = p.unique_group {
+        f.push(format!("unique group: {g}"));
+    }
+    if p.reloadable {
+        f.push("reloadable".into());
+    }
+    f.join("; ")
+}
+
+/// `name=VALUE` words for an example: required parameters, with a placeholder.
+fn required_words(a: &AgentDef) -> Vec<String> {
+    a.params
+        .iter()
+        .filter(|p| p.required)
+        .map(|p| format!("{}=<{}>", p.name, p.name))
+        .collect()
+}
+
+fn man_cloudha(date: &str) -> String {
+    let mut w = String::new();
+    th(&mut w, "cloudha", 8, date, "System Administration");
+    sh(&mut w, "NAME");
+    let _ = writeln!(
+        w,
+        "cloudha \\- cloud\\-aware high\\-availability resource agents for Pacemaker and Oracle Clusterware"
+    );
+    sh(&mut w, "SYNOPSIS");
+    let _ = writeln!(
+        w,
+        ".B {OCF_DIR}/\\fIagent\\fB \\fIaction\\fR\n.br\n.B cloudha \\fIagent\\fB \\fIaction\\fR [\\fIname\\fB=\\fIvalue\\fR ...]\n.br\n.B cloudha\n\\-\\-help | \\-\\-version"
+    );
+    sh(&mut w, "DESCRIPTION");
+    para(
+        &mut w,
+        "cloudha is one static binary that carries several resource agents. A cluster manager \
+         calls it through a link named after the agent (the name it was called by picks the \
+         agent), with the action as the only argument: Pacemaker through the OCF resource agent \
+         API 1.1 (the agent is ocf:cloudha:<agent>), Oracle Clusterware as the ACTION_SCRIPT of \
+         a resource. People can call it as cloudha <agent> <action> with parameters given as \
+         name=value words, which override the environment.",
+    );
+    sh(&mut w, "AGENTS");
+    for a in AGENTS {
+        let _ = writeln!(w, ".TP\n.B {}", a.name);
+        let _ = writeln!(
+            w,
+            "{}. See \\fBocf_cloudha_{}\\fR(7).\n.br\nPath: {OCF_DIR}/{}",
+            roff(a.shortdesc.trim_end_matches('.')),
+            a.name,
+            a.name
+        );
+    }
+    sh(&mut w, "ACTIONS");
+    para(
+        &mut w,
+        "Pacemaker (OCF): start, stop, monitor (status is an alias), meta-data, validate-all, \
+         reload-agent. OCF_CHECK_LEVEL 10 makes validate-all look at this host as well.",
+    );
+    para(
+        &mut w,
+        "Oracle Clusterware: start, stop, check, clean (a forced stop), abort; any other action \
+         succeeds without doing anything. Clusterware is recognised by _CRS_NAME in the \
+         environment.",
+    );
+    sh(&mut w, "PARAMETERS");
+    para(
+        &mut w,
+        "Each agent declares its parameters; ocf_cloudha_<agent>(7) lists them. They are read \
+         from, in increasing precedence: OCF_RESKEY_<name> (Pacemaker); or, under Clusterware, \
+         the file /etc/cloudha/<_CRS_NAME>.conf and then the resource attributes \
+         _CRS_<NAME> (attributes of a custom resource type); and finally name=value words on \
+         the command line.",
+    );
+    para(
+        &mut w,
+        "The .conf file holds one name=value line per parameter, with the OCF parameter names; \
+         blank lines and lines starting with # are ignored and values may be quoted. It is what \
+         a resource of the plain cluster_resource type, which has no custom attributes, uses.",
+    );
+    sh(&mut w, "EXIT STATUS");
+    para(
+        &mut w,
+        "For Pacemaker, the OCF codes: 0 success, 1 generic (transient) error, 2 invalid on \
+         this host, 3 unimplemented action, 4 insufficient privileges, 5 not installed on this \
+         host, 6 not configured (invalid everywhere), 7 not running. A line prefixed with \
+         ocf-exit-reason: on standard error carries the reason.",
+    );
+    para(
+        &mut w,
+        "For Oracle Clusterware: 0 success and 1 failure for start, stop and clean; check \
+         returns 0 ONLINE, 1 UNPLANNED_OFFLINE, 2 PLANNED_OFFLINE, 3 UNKNOWN or 5 FAILED. \
+         Messages prefixed CRS_WARNING: or CRS_ERROR: reach the crsctl client.",
+    );
+    para(
+        &mut w,
+        "Called as cloudha with an unknown agent, the status is 5 (not installed); with a \
+         command line that cannot be parsed, 2.",
+    );
+    sh(&mut w, "FILES");
+    let _ = writeln!(w, ".TP\n.B {OCF_DIR}/\\fIagent\\fR");
+    let _ = writeln!(
+        w,
+        "Links to /usr/sbin/cloudha, one per agent; the path to give as ACTION_SCRIPT."
+    );
+    let _ = writeln!(w, ".TP\n.B /etc/cloudha/\\fIresource\\fB.conf\\fR");
+    let _ = writeln!(
+        w,
+        "Parameters of an Oracle Clusterware resource, found by its name (_CRS_NAME)."
+    );
+    let _ = writeln!(w, ".TP\n.B /run/cloudha/");
+    let _ = writeln!(
+        w,
+        "Run-time state, such as whether a Clusterware resource was last seen online."
+    );
+    let _ = writeln!(w, ".TP\n.B /usr/share/doc/cloudha/examples/");
+    let _ = writeln!(
+        w,
+        "pcs and crsctl registration examples and a .conf template for each agent."
+    );
+    sh(&mut w, "EXAMPLES");
+    let mut lines = Vec::new();
+    for a in AGENTS {
+        let req = required_words(a).join(" ");
+        lines.push(format!("cloudha {} meta-data", a.name));
+        lines.push(format!("cloudha {} validate-all {req}", a.name));
+        lines.push(format!(
+            "pcs resource create my-{} ocf:cloudha:{} {req}",
+            a.name, a.name
+        ));
+    }
+    example(&mut w, &lines);
+    sh(&mut w, "SEE ALSO");
+    let mut see: Vec<String> = AGENTS
+        .iter()
+        .map(|a| format!("\\fBocf_cloudha_{}\\fR(7)", a.name))
+        .collect();
+    see.extend(
+        ["pcs(8)", "crm_resource(8)", "ocf-tester(8)", "crsctl(1)"]
+            .iter()
+            .map(|s| {
+                let (n, sec) = s.split_once('(').expect("name(section)");
+                format!("\\fB{n}\\fR({sec}")
+            }),
+    );
+    let _ = writeln!(w, "{}", see.join(", "));
+    w
+}
+
+fn man_agent(a: &AgentDef, date: &str) -> String {
+    let page = format!("ocf_cloudha_{}", a.name);
+    let mut w = String::new();
+    th(&mut w, &page, 7, date, "OCF resource agents");
+    sh(&mut w, "NAME");
+    let _ = writeln!(w, "ocf_cloudha_{} \\- {}", a.name, roff(a.shortdesc));
+    sh(&mut w, "SYNOPSIS");
+    let words: Vec<String> = a
+        .params
+        .iter()
+        .map(|p| {
+            let v = format!("{}=\\fI{}\\fR", p.name, p.ty.ocf_name());
+            if p.required { v } else { format!("[{v}]") }
+        })
+        .collect();
+    let _ = writeln!(
+        w,
+        "\\fBpcs resource create\\fR \\fIresource_id\\fR \\fBocf:cloudha:{}\\fR {}",
+        a.name,
+        words.join(" ")
+    );
+    let _ = writeln!(w, ".br\n{OCF_DIR}/{} \\fIaction\\fR", a.name);
+    sh(&mut w, "DESCRIPTION");
+    para(&mut w, a.longdesc);
+    sh(&mut w, "SUPPORTED PARAMETERS");
+    for p in a.params {
+        let _ = writeln!(w, ".TP\n\\fB{}\\fR", p.name);
+        let _ = writeln!(w, "{}", roff(p.shortdesc));
+        let _ = writeln!(w, ".IP\n{}", roff(p.longdesc));
+        let _ = writeln!(
+            w,
+            ".IP\n({}; Clusterware attribute _CRS_{})",
+            roff(&param_flags(p)),
+            p.crs_attribute()
+        );
+    }
+    sh(&mut w, "SUPPORTED ACTIONS");
+    para(
+        &mut w,
+        "The actions as advertised in the meta-data, with their default timeouts:",
+    );
+    let _ = writeln!(w, ".RS 4");
+    for d in a.actions {
+        if d.name == "reload-agent" && !a.has_reloadable() {
+            continue;
+        }
+        let mut s = format!("{} timeout={}s", d.name, d.timeout);
+        if let Some(i) = d.interval {
+            let _ = write!(s, " interval={i}s");
+        }
+        if let Some(dep) = d.depth {
+            let _ = write!(s, " depth={dep}");
+        }
+        let _ = writeln!(w, ".IP \\(bu 2\n{}", roff(&s));
+    }
+    let _ = writeln!(w, ".RE");
+    para(
+        &mut w,
+        &format!(
+            "Oracle Clusterware calls {OCF_DIR}/{} with start, stop, check, clean or abort.",
+            a.name
+        ),
+    );
+    sh(&mut w, "EXAMPLE PACEMAKER CONFIGURATION");
+    let req = required_words(a).join(" ");
+    example(
+        &mut w,
+        &[format!(
+            "pcs resource create my-{} ocf:cloudha:{} {req} op monitor interval=10s",
+            a.name, a.name
+        )],
+    );
+    para(&mut w, "Without a cluster, to try a configuration:");
+    example(
+        &mut w,
+        &[
+            format!(
+                "crm_resource --validate --class ocf --provider cloudha --agent {} --option {}",
+                a.name,
+                required_words(a).join(" --option ")
+            ),
+            format!("cloudha {} validate-all {req}", a.name),
+        ],
+    );
+    sh(&mut w, "EXAMPLE ORACLE CLUSTERWARE CONFIGURATION");
+    para(
+        &mut w,
+        &format!(
+            "With the plain cluster_resource type, the parameters come from \
+             /etc/cloudha/<resource name>.conf (see /usr/share/doc/cloudha/examples/{}.conf):",
+            a.name
+        ),
+    );
+    example(
+        &mut w,
+        &[format!(
+            "crsctl add resource my-{} -type cluster_resource -attr \"ACTION_SCRIPT={OCF_DIR}/{},CHECK_INTERVAL=10\"",
+            a.name, a.name
+        )],
+    );
+    para(
+        &mut w,
+        "With a custom type, each parameter is a resource attribute of the same name in \
+         capitals (exported to the agent as _CRS_<NAME>); an empty value means the agent's \
+         own default:",
+    );
+    let mut lines = vec![format!(
+        "crsctl add type cloudha.{}.type -basetype cluster_resource -attr \"{}\"",
+        a.name,
+        crs_type_attrs(a)
+    )];
+    lines.push(format!(
+        "crsctl add resource my-{} -type cloudha.{}.type -attr \"ACTION_SCRIPT={OCF_DIR}/{},CHECK_INTERVAL=10,{}\"",
+        a.name,
+        a.name,
+        a.name,
+        a.params
+            .iter()
+            .filter(|p| p.required)
+            .map(|p| format!("{}=<{}>", p.crs_attribute(), p.name))
+            .collect::<Vec<_>>()
+            .join(",")
+    ));
+    example(&mut w, &lines);
+    sh(&mut w, "SEE ALSO");
+    let _ = writeln!(
+        w,
+        "\\fBcloudha\\fR(8), \\fBpcs\\fR(8), \\fBcrm_resource\\fR(8), \\fBocf-tester\\fR(8)"
+    );
+    w
+}
+
+/// The attribute definitions of a Clusterware resource type carrying an agent's parameters,
+/// for `crsctl add type ... -attr "..."`: required ones are REQUIRED, the others get their
+/// declared default (empty when the agent computes it).
+pub fn crs_type_attrs(a: &AgentDef) -> String {
+    a.params
+        .iter()
+        .map(|p| {
+            let mut s = format!("ATTRIBUTE={},TYPE=string", p.crs_attribute());
+            if p.required {
+                s.push_str(",FLAGS=REQUIRED");
+            } else {
+                let _ = write!(s, ",DEFAULT_VALUE={}", p.default.unwrap_or(""));
+            }
+            s
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+// ---------------------------------------------------------------------------------------------
+// .conf template
+
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split_whitespace() {
+        let cur = lines.last_mut().expect("never empty");
+        if !cur.is_empty() && cur.len() + 1 + word.len() > width {
+            lines.push(word.to_string());
+        } else {
+            if !cur.is_empty() {
+                cur.push(' ');
+            }
+            cur.push_str(word);
+        }
+    }
+    lines
+}
+
+fn conf_template(a: &AgentDef) -> String {
+    let mut w = String::new();
+    let _ = writeln!(
+        w,
+        "# /etc/cloudha/<resource name>.conf for the cloudha {} agent ({}).\n\
+         #\n\
+         # Oracle Clusterware: a resource of the plain cluster_resource type whose ACTION_SCRIPT\n\
+         # is {OCF_DIR}/{} reads its parameters from /etc/cloudha/<_CRS_NAME>.conf.\n\
+         # One name=value per line, with the OCF parameter names; blank lines and # comments are\n\
+         # ignored; values may be quoted. Resource attributes _CRS_<NAME> override the file.\n\
+         # Generated from the parameter declarations of cloudha {VERSION}.",
+        a.name, a.shortdesc, a.name
+    );
+    for p in a.params {
+        let _ = writeln!(w, "\n# {} ({})", p.shortdesc, param_flags(p));
+        for l in wrap(p.longdesc, 90) {
+            let _ = writeln!(w, "#   {l}");
+        }
+        let _ = writeln!(w, "#{}={}", p.name, p.default.unwrap_or(""));
+    }
+    w
+}
+
+// ---------------------------------------------------------------------------------------------
+// completions
+
+/// Actions a person may type for an agent: the OCF ones it advertises, then Clusterware's.
+fn actions(a: &AgentDef) -> Vec<&'static str> {
+    OCF_ACTIONS
+        .iter()
+        .copied()
+        .filter(|n| *n != "reload-agent" || a.has_reloadable())
+        .chain(CRS_ACTIONS.iter().copied())
+        .collect()
+}
+
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+fn bash() -> String {
+    let mut w = String::new();
+    let _ = writeln!(
+        w,
+        "# bash completion for cloudha {VERSION} (generated from the agent declarations)\n"
+    );
+    let _ = writeln!(w, "_cloudha_words() {{\n    case \"$1:$2\" in");
+    for a in AGENTS {
+        let _ = writeln!(
+            w,
+            "    {}:actions) echo {} ;;",
+            a.name,
+            sh_quote(&actions(a).join(" "))
+        );
+        let names: Vec<String> = a.params.iter().map(|p| format!("{}=", p.name)).collect();
+        let _ = writeln!(
+            w,
+            "    {}:params) echo {} ;;",
+            a.name,
+            sh_quote(&names.join(" "))
+        );
+        for p in a.params {
+            let values = match p.ty {
+                Type::Select(o) => o.join(" "),
+                Type::Boolean => "true false".into(),
+                _ => continue,
+            };
+            let _ = writeln!(
+                w,
+                "    {}:{}) echo {} ;;",
+                a.name,
+                p.name,
+                sh_quote(&values)
+            );
+        }
+    }
+    let _ = writeln!(w, "    esac\n}}\n");
+    let names: Vec<&str> = AGENTS.iter().map(|a| a.name).collect();
+    let _ = write!(
+        w,
+        r#"# Complete the words after the agent: the action, then name=value parameters.
+# $1: the agent; $2: index in COMP_WORDS of the action.
+_cloudha_after_agent() {{
+    local agent=$1 first=$2 cur=${{COMP_WORDS[COMP_CWORD]}} prev=${{COMP_WORDS[COMP_CWORD-1]}}
+    if [ "$COMP_CWORD" -eq "$first" ]; then
+        COMPREPLY=($(compgen -W "$(_cloudha_words "$agent" actions)" -- "$cur"))
+    elif [ "$cur" = "=" ]; then
+        COMPREPLY=($(compgen -W "$(_cloudha_words "$agent" "$prev")"))
+    elif [ "$prev" = "=" ] && [ "$COMP_CWORD" -ge 2 ]; then
+        COMPREPLY=($(compgen -W "$(_cloudha_words "$agent" "${{COMP_WORDS[COMP_CWORD-2]}}")" -- "$cur"))
+    else
+        compopt -o nospace 2>/dev/null
+        COMPREPLY=($(compgen -W "$(_cloudha_words "$agent" params)" -- "$cur"))
+    fi
+}}
+
+_cloudha() {{
+    local cur=${{COMP_WORDS[COMP_CWORD]}}
+    if [ "$COMP_CWORD" -eq 1 ]; then
+        COMPREPLY=($(compgen -W "{agents} --help --version" -- "$cur"))
+    else
+        _cloudha_after_agent "${{COMP_WORDS[1]}}" 2
+    fi
+}}
+
+_cloudha_agent() {{
+    _cloudha_after_agent "${{COMP_WORDS[0]##*/}}" 1
+}}
+
+complete -F _cloudha cloudha
+"#,
+        agents = names.join(" ")
+    );
+    for a in AGENTS {
+        let _ = writeln!(w, "complete -F _cloudha_agent {OCF_DIR}/{}", a.name);
+    }
+    w
+}
+
+/// Escape a description for zsh's `_values`/`_describe` specs.
+fn zsh_desc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('\'', "'\\''")
+        .replace('[', "\\[")
+        .replace(']', "\\]")
+        .replace(':', "\\:")
+}
+
+fn zsh() -> String {
+    let mut w = String::new();
+    let _ = writeln!(
+        w,
+        "#compdef cloudha\n# zsh completion for cloudha {VERSION} (generated from the agent declarations)\n"
+    );
+    let _ = writeln!(
+        w,
+        "_cloudha_agent_args() {{\n    # $1: the agent; the action is word $2 of $words.\n    local agent=$1 first=$2\n    case $agent in"
+    );
+    for a in AGENTS {
+        let _ = writeln!(w, "    {})", a.name);
+        let acts: Vec<String> = actions(a).iter().map(|s| s.to_string()).collect();
+        let _ = writeln!(
+            w,
+            "        if (( CURRENT == first )); then\n            _values 'action' {}\n            return\n        fi",
+            acts.iter()
+                .map(|s| sh_quote(s))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        let specs: Vec<String> = a
+            .params
+            .iter()
+            .map(|p| {
+                let values = match p.ty {
+                    Type::Select(o) => format!("({})", o.join(" ")),
+                    Type::Boolean => "(true false)".into(),
+                    _ => String::new(),
+                };
+                format!(
+                    "'{}[{}]:{}:{}'",
+                    p.name,
+                    zsh_desc(p.shortdesc),
+                    p.ty.ocf_name(),
+                    values
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            w,
+            "        _values -w 'parameter' \\\n            {}\n        ;;",
+            specs.join(" \\\n            ")
+        );
+    }
+    let _ = writeln!(w, "    esac\n}}\n");
+    let descs: Vec<String> = AGENTS
+        .iter()
+        .map(|a| format!("'{}:{}'", a.name, zsh_desc(a.shortdesc)))
+        .collect();
+    let _ = write!(
+        w,
+        r#"_cloudha() {{
+    local -a agents
+    agents=({descs})
+    case $service in
+    cloudha)
+        if (( CURRENT == 2 )); then
+            _describe 'agent' agents
+        else
+            _cloudha_agent_args $words[2] 3
+        fi
+        ;;
+    *)
+        _cloudha_agent_args ${{service:t}} 2
+        ;;
+    esac
+}}
+
+_cloudha "$@"
+"#,
+        descs = descs.join(" ")
+    );
+    // The first line names the commands this function completes.
+    let links: Vec<String> = AGENTS
+        .iter()
+        .map(|a| format!("{OCF_DIR}/{}", a.name))
+        .collect();
+    w.replacen(
+        "#compdef cloudha",
+        &format!("#compdef cloudha {}", links.join(" ")),
+        1,
+    )
+}
+
+fn fish() -> String {
+    let mut w = String::new();
+    let _ = writeln!(
+        w,
+        "# fish completion for cloudha {VERSION} (generated from the agent declarations)\n"
+    );
+    let _ = writeln!(w, "complete -c cloudha -f");
+    let _ = writeln!(
+        w,
+        "complete -c cloudha -n '__fish_use_subcommand' -l help -d 'Print help'"
+    );
+    let _ = writeln!(
+        w,
+        "complete -c cloudha -n '__fish_use_subcommand' -l version -d 'Print version'"
+    );
+    for a in AGENTS {
+        let _ = writeln!(
+            w,
+            "complete -c cloudha -n '__fish_use_subcommand' -a {} -d {}",
+            a.name,
+            sh_quote(a.shortdesc)
+        );
+        let link = format!("{OCF_DIR}/{}", a.name);
+        // (command, condition for the action word, condition for the parameters)
+        let targets = [
+            (
+                "cloudha".to_string(),
+                format!(
+                    "__fish_seen_subcommand_from {}; and test (count (commandline -opc)) -eq 2",
+                    a.name
+                ),
+                format!(
+                    "__fish_seen_subcommand_from {}; and test (count (commandline -opc)) -ge 3",
+                    a.name
+                ),
+            ),
+            (
+                link.clone(),
+                "test (count (commandline -opc)) -eq 1".to_string(),
+                "test (count (commandline -opc)) -ge 2".to_string(),
+            ),
+        ];
+        for (cmd, act_cond, param_cond) in &targets {
+            if *cmd != "cloudha" {
+                let _ = writeln!(w, "complete -c {cmd} -f");
+            }
+            let _ = writeln!(
+                w,
+                "complete -c {cmd} -n {} -a {}",
+                sh_quote(act_cond),
+                sh_quote(&actions(a).join(" "))
+            );
+            for p in a.params {
+                let words = match p.ty {
+                    Type::Select(o) => o.iter().map(|v| format!("{}={v}", p.name)).collect(),
+                    Type::Boolean => vec![format!("{}=true", p.name), format!("{}=false", p.name)],
+                    _ => vec![format!("{}=", p.name)],
+                };
+                let _ = writeln!(
+                    w,
+                    "complete -c {cmd} -n {} -a {} -d {}",
+                    sh_quote(param_cond),
+                    sh_quote(&words.join(" ")),
+                    sh_quote(p.shortdesc)
+                );
+            }
+        }
+    }
+    w
+}
