@@ -5,7 +5,7 @@ TRIPLE := x86_64-unknown-linux-gnu
 export CLOUDHA_BIN := $(CARGO_TARGET_DIR)/$(TRIPLE)/debug/cloudha
 CARGO ?= cargo
 
-.PHONY: deps build test lint unit lab demo
+.PHONY: deps build test lint unit lab demo bench-vxlan
 
 deps:
 	./scripts/install-deps.sh
@@ -29,3 +29,9 @@ test: deps lint unit lab
 
 demo: deps build
 	python3 tests/lab/demo.py
+
+# vxlan-fdb against the shell approach (one `bridge fdb append` per peer); prints figures, needs
+# root. Uses the release build, which `make test` never needs.
+bench-vxlan:
+	$(CARGO) build --release --locked
+	CLOUDHA_BIN=$(CARGO_TARGET_DIR)/$(TRIPLE)/release/cloudha python3 bench/vxlan_fdb.py
