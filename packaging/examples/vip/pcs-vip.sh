@@ -1,0 +1,30 @@
+# Pacemaker: a virtual IP address with the cloudha vip agent (ocf:cloudha:vip).
+# Every parameter is described in ocf_cloudha_vip(7) and `cloudha vip --help`.
+# The agent is /usr/lib/ocf/resource.d/cloudha/vip, a link to /usr/sbin/cloudha; install the
+# package on every node.
+
+# On a plain L2 network (on-premises, a lab): the address plus gratuitous ARP.
+pcs resource create app-vip ocf:cloudha:vip \
+    ip=192.0.2.200 cidr_netmask=24 nic=eth0 cloud=none \
+    op monitor interval=10s \
+    op monitor interval=60s OCF_CHECK_LEVEL=10
+
+# IPv6 (unsolicited neighbour advertisements instead of gratuitous ARP).
+pcs resource create app-vip6 ocf:cloudha:vip ip=fd00::200 cidr_netmask=64 nic=eth0 cloud=none
+
+# In a group with the service that listens on it, so they move together.
+pcs resource create app-vip ocf:cloudha:vip ip=192.0.2.200 cloud=none --group app
+
+# arp_count and arp_interval are reloadable: changing them does not restart the resource.
+pcs resource update app-vip arp_count=3
+
+# cloud=auto (the default) recognises the cloud from /sys/class/dmi/id: on a plain network it
+# behaves as cloud=none; on a cloud whose provider this build does not carry, the start is
+# refused with a clear reason.
+
+# Try a configuration without a cluster (Pacemaker >= 2.1.1):
+crm_resource --validate --class ocf --provider cloudha --agent vip \
+    --option ip=192.0.2.200 --option cloud=none
+crm_resource --show-metadata ocf:cloudha:vip
+# or directly, with the same parameters as name=value words:
+cloudha vip validate-all ip=192.0.2.200 cloud=none
