@@ -1,0 +1,487 @@
+"""The .deb and .rpm that `make packages` builds (packaging/build.sh).
+
+- both packages exist, and their file lists (dpkg-deb -c, rpm -qp) are exactly the expected
+  layout for the agents the packaged binary carries (read from `cloudha --help`, so a new agent
+  in the registry must show up as a link, a man page and a .conf template);
+- no runtime dependency, no maintainer scripts / scriptlets;
+- the examples work: the seed's crsctl registration is there verbatim (apart from the script
+  path) and its /etc/cloudha/<name>.conf parses; pcs examples only use declared parameters;
+- the .deb is installed on this machine with dpkg -i: crm_resource --show-metadata and
+  ocf-tester run against /usr/lib/ocf/resource.d/cloudha/vip (ocf-tester inside a network
+  namespace made here, with a veth pair carrying a private subnet); then dpkg -r / dpkg -P
+  leave nothing behind. The host is restored even when a test fails (purge in a finalizer);
+  a host that already has cloudha installed is not touched (the install tests are skipped);
+- the installed binary runs alone in an empty chroot inside a fresh network namespace:
+  meta-data, and a cloud=none monitor of an absent address (7);
+- the .rpm installs into and erases from a scratch root (rpm --root ... --nodeps).
+
+Needs root, dpkg-deb, rpm, ip, unshare, chroot, crm_resource, ocf-tester.
+`make test-packages` builds the packages first; run alone, this file builds them itself unless
+CLOUDHA_PACKAGES_BUILT=1.
+"""
+
+import gzip
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DIST = Path(os.environ.get("DIST", REPO / "dist"))
+OCF_DIR = "/usr/lib/ocf/resource.d/cloudha"
+LINK_TARGET = "../../../../sbin/cloudha"
+MAX_BINARY = 8 * 1000 * 1000  # bytes: "8 MB"
+SEED_CRSCTL = (
+    'crsctl add resource myrac02-vip.ec2 -type cluster_resource -attr "CHECK_INTERVAL=10,'
+    "ACTION_SCRIPT={path},PLACEMENT=favored,HOSTING_MEMBERS=myracnode01 myracnode02,"
+    "AUTO_START=always,START_DEPENDENCIES=hard(intermediate:ora.myracnode02.vip),"
+    'RELOCATE_BY_DEPENDENCY=1,STOP_DEPENDENCIES=hard(intermediate:ora.myracnode02.vip)"'
+)
+# The private subnet inside the namespace the tests create.
+NS_NET = "10.77.231"
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+
+
+def run(cmd, check=True, **kw):
+    """Run a command and capture its output; on an unexpected code, fail with all of it."""
+    kw.setdefault("timeout", 120)
+    p = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if check and p.returncode != 0:
+        pytest.fail(
+            f"{cmd!r} exited {p.returncode}\n--- stdout\n{p.stdout}\n--- stderr\n{p.stderr}"
+        )
+    return p
+
+
+def changelog_version():
+    top = (REPO / "packaging/changelog").read_text().splitlines()[0]
+    m = re.match(r"cloudha \(([^)]+)\)", top)
+    assert m, top
+    return m.group(1)  # e.g. 0.1.0-1
+
+
+# --------------------------------------------------------------------------------------------
+# fixtures
+
+
+@pytest.fixture(scope="module")
+def packages():
+    if os.environ.get("CLOUDHA_PACKAGES_BUILT") != "1":
+        run([str(REPO / "packaging/build.sh")], timeout=3600)
+    version = changelog_version()
+    upstream, release = version.rsplit("-", 1)
+    deb = DIST / f"cloudha_{version}_amd64.deb"
+    rpm = DIST / f"cloudha-{upstream}-{release}.x86_64.rpm"
+    assert deb.is_file(), f"{deb} was not built"
+    assert rpm.is_file(), f"{rpm} was not built"
+    return {"deb": deb, "rpm": rpm}
+
+
+@pytest.fixture(scope="module")
+def extracted(packages, tmp_path_factory):
+    """The .deb's files, unpacked without installing."""
+    d = tmp_path_factory.mktemp("deb-x")
+    run(["dpkg-deb", "-x", str(packages["deb"]), str(d)])
+    return d
+
+
+@pytest.fixture(scope="module")
+def agents(extracted):
+    """The agents the packaged binary carries, from its own --help."""
+    out = run([str(extracted / "usr/sbin/cloudha"), "--help"]).stdout
+    section = out.split("Commands:", 1)[1].split("\n\n", 1)[0]
+    names = [line.split()[0] for line in section.splitlines() if line.strip()]
+    names = [n for n in names if n != "help"]
+    assert "vip" in names, out
+    return names
+
+
+def expected_layout(agents, fmt):
+    """path -> "f" (file) or "l" (link), for everything but directories."""
+    files = {"/usr/sbin/cloudha": "f"}
+    docs = "/usr/share/doc/cloudha"
+    for a in agents:
+        files[f"{OCF_DIR}/{a}"] = "l"
+        files[f"/usr/share/man/man7/ocf_cloudha_{a}.7.gz"] = "f"
+        files[f"{docs}/examples/{a}.conf"] = "f"
+        hand = REPO / "packaging/examples" / a
+        if hand.is_dir():
+            for f in hand.iterdir():
+                files[f"{docs}/examples/{f.name}"] = "f"
+    files.update(
+        {
+            "/usr/share/man/man8/cloudha.8.gz": "f",
+            "/usr/share/bash-completion/completions/cloudha": "f",
+            "/usr/share/fish/vendor_completions.d/cloudha.fish": "f",
+            f"{docs}/examples/README": "f",
+        }
+    )
+    if (REPO / "README.md").is_file():
+        files[f"{docs}/README.md"] = "f"
+    if fmt == "deb":
+        files[f"{docs}/copyright"] = "f"
+        files[f"{docs}/changelog.Debian.gz"] = "f"
+        files["/usr/share/zsh/vendor-completions/_cloudha"] = "f"
+    else:
+        files["/usr/share/licenses/cloudha/LICENSE"] = "f"
+        files["/usr/share/zsh/site-functions/_cloudha"] = "f"
+    return files
+
+
+def deb_entries(deb):
+    """path -> (mode string, owner, link target or None)."""
+    out = run(["dpkg-deb", "-c", str(deb)]).stdout
+    entries = {}
+    for line in out.splitlines():
+        perms, owner, _size, _date, _time, rest = line.split(None, 5)
+        name, _, target = rest.partition(" -> ")
+        path = "/" + name.removeprefix("./").rstrip("/")
+        entries[path.rstrip("/") or "/"] = (perms, owner, target or None)
+    return entries
+
+
+def rpm_entries(rpm):
+    fmt = "[%{FILEMODES:perms}\\t%{FILEUSERNAME}/%{FILEGROUPNAME}\\t%{FILENAMES}\\t%{FILELINKTOS}\\n]"
+    out = run(["rpm", "-qp", "--qf", fmt, str(rpm)]).stdout
+    entries = {}
+    for line in out.splitlines():
+        perms, owner, path, target = line.split("\t")
+        entries[path] = (perms, owner, target or None)
+    return entries
+
+
+def check_layout(entries, agents, fmt):
+    want = expected_layout(agents, fmt)
+    got = {
+        p: ("l" if e[0].startswith("l") else "f")
+        for p, e in entries.items()
+        if not e[0].startswith("d")
+    }
+    assert got == want, (
+        f"missing: {sorted(set(want) - set(got))}; unexpected: {sorted(set(got) - set(want))}; "
+        f"wrong kind: {sorted(p for p in want if p in got and got[p] != want[p])}"
+    )
+    for p, (perms, owner, target) in entries.items():
+        assert owner == "root/root", (p, owner)
+        if p == "/usr/sbin/cloudha":
+            assert perms == "-rwxr-xr-x", perms
+        elif perms.startswith("-"):
+            assert perms == "-rw-r--r--", (p, perms)
+        elif perms.startswith("d"):
+            assert perms == "drwxr-xr-x", (p, perms)
+        if perms.startswith("l"):
+            assert target == LINK_TARGET, (p, target)
+    for d in ("/etc/cloudha", OCF_DIR):
+        assert entries.get(d, ("",))[0].startswith("d"), f"{d} is not a directory of the package"
+
+
+# --------------------------------------------------------------------------------------------
+# the packages as files
+
+
+def test_binary_is_static_stripped_and_small(extracted):
+    b = extracted / "usr/sbin/cloudha"
+    size = b.stat().st_size
+    desc = run(["file", "-b", str(b)]).stdout.strip()
+    print(f"cloudha: {size} bytes ({size / 1e6:.2f} MB); {desc}")
+    assert size <= MAX_BINARY, f"{size} bytes > 8 MB"
+    assert "static-pie linked" in desc or "statically linked" in desc, desc
+    assert "stripped" in desc and "not stripped" not in desc, desc
+
+
+def test_deb_layout(packages, agents):
+    check_layout(deb_entries(packages["deb"]), agents, "deb")
+
+
+def test_rpm_layout(packages, agents):
+    check_layout(rpm_entries(packages["rpm"]), agents, "rpm")
+
+
+def test_deb_control_has_no_dependencies_and_no_scripts(packages, tmp_path):
+    control = run(["dpkg-deb", "-f", str(packages["deb"])]).stdout
+    print(control)
+    for field in ("Depends", "Pre-Depends", "Recommends", "Conflicts", "Breaks"):
+        assert not re.search(rf"^{field}:", control, re.M), field
+    assert re.search(r"^Version: " + re.escape(changelog_version()) + "$", control, re.M)
+    assert re.search(r"^Architecture: amd64$", control, re.M)
+    run(["dpkg-deb", "-e", str(packages["deb"]), str(tmp_path / "c")])
+    assert sorted(os.listdir(tmp_path / "c")) == ["control", "md5sums"]
+
+
+def test_rpm_has_no_dependencies_and_no_scriptlets(packages):
+    rpm = str(packages["rpm"])
+    requires = run(["rpm", "-qp", "--requires", rpm]).stdout.split("\n")
+    assert all(r.startswith("rpmlib(") for r in requires if r.strip()), requires
+    assert run(["rpm", "-qp", "--scripts", rpm]).stdout.strip() == ""
+    assert run(["rpm", "-qp", "--triggers", rpm]).stdout.strip() == ""
+    info = run(["rpm", "-qip", rpm]).stdout
+    assert re.search(r"^License\s*: Apache-2.0$", info, re.M), info
+    upstream = changelog_version().rsplit("-", 1)[0]
+    assert f"- {changelog_version()}" in run(["rpm", "-qp", "--changelog", rpm]).stdout
+    assert run(["rpm", "-qp", "--qf", "%{VERSION}", rpm]).stdout == upstream
+
+
+def test_every_agent_link_is_its_agent(extracted, agents):
+    for a in agents:
+        link = extracted / OCF_DIR.lstrip("/") / a
+        assert os.readlink(link) == LINK_TARGET
+        xml = run([str(link), "meta-data"]).stdout
+        assert ET.fromstring(xml).get("name") == a
+
+
+def test_man_pages_render_without_warnings(extracted, agents):
+    pages = ["usr/share/man/man8/cloudha.8.gz"] + [
+        f"usr/share/man/man7/ocf_cloudha_{a}.7.gz" for a in agents
+    ]
+    for page in pages:
+        p = run(
+            ["man", "--warnings", "-l", str(extracted / page)],
+            env={**os.environ, "LC_ALL": "C.UTF-8", "MANWIDTH": "80", "MANPAGER": "cat"},
+        )
+        assert p.stderr.strip() == "", f"{page}: {p.stderr}"
+        assert "SUPPORTED PARAMETERS" in p.stdout or page.endswith("cloudha.8.gz")
+    text = gzip.decompress((extracted / "usr/share/man/man7/ocf_cloudha_vip.7.gz").read_bytes())
+    assert b"arp_interval" in text  # the parameters come from the declarations
+
+
+def test_bash_completion(extracted, agents):
+    script = extracted / "usr/share/bash-completion/completions/cloudha"
+
+    def complete(*words):
+        w = " ".join(f"'{x}'" for x in words)
+        p = run(
+            [
+                "bash",
+                "-c",
+                f'source "{script}"; COMP_WORDS=({w}); COMP_CWORD={len(words) - 1}; '
+                'if [[ ${COMP_WORDS[0]} == cloudha ]]; then _cloudha; else _cloudha_agent; fi; '
+                'printf "%s\\n" "${COMPREPLY[@]}"',
+            ]
+        )
+        return p.stdout.split()
+
+    assert set(agents) <= set(complete("cloudha", ""))
+    assert "monitor" in complete("cloudha", "vip", "mo")
+    assert "ip=" in complete("cloudha", "vip", "start", "i")
+    assert complete("cloudha", "vip", "start", "cloud", "=", "") == ["auto", "none"]
+    assert "check" in complete(f"{OCF_DIR}/vip", "ch")
+    for shell, path in (
+        ("zsh", "usr/share/zsh/vendor-completions/_cloudha"),
+        ("fish", "usr/share/fish/vendor_completions.d/cloudha.fish"),
+    ):
+        if shutil.which(shell):
+            run([shell, "-n", str(extracted / path)])
+
+
+def test_examples_seed_registration_and_conf(extracted, tmp_path):
+    ex = extracted / "usr/share/doc/cloudha/examples"
+    crsctl = (ex / "crsctl-vip.sh").read_text()
+    assert SEED_CRSCTL.format(path=f"{OCF_DIR}/vip") in crsctl
+    assert "@CRS_TYPE_ATTRS@" not in crsctl and "ATTRIBUTE=IP,TYPE=string,FLAGS=REQUIRED" in crsctl
+    # The seed's resource reads /etc/cloudha/myrac02-vip.ec2.conf: as Clusterware would call it,
+    # in a network namespace where the address is absent, the check must find a valid
+    # configuration and say PLANNED_OFFLINE (2); a configuration error would be UNKNOWN (3).
+    binary = extracted / "usr/sbin/cloudha"
+    link = tmp_path / "vip"
+    link.symlink_to(binary)
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "_CRS_NAME": "myrac02-vip.ec2",
+        "_CRS_CHECK_INTERVAL": "10",
+        "CLOUDHA_CONFIG_DIR": str(ex),
+        "CLOUDHA_RUN_DIR": str(tmp_path / "run"),
+    }
+    p = run(["unshare", "--net", str(link), "check"], check=False, env=env)
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    (tmp_path / "bad.conf").write_text((ex / "myrac02-vip.ec2.conf").read_text() + "bogus=1\n")
+    p = run(
+        ["unshare", "--net", str(link), "check"],
+        check=False,
+        env={**env, "_CRS_NAME": "bad", "CLOUDHA_CONFIG_DIR": str(tmp_path)},
+    )
+    assert p.returncode == 3 and "bogus" in p.stdout, (p.returncode, p.stdout, p.stderr)
+    # The generated template parses too (everything commented out: ip is missing).
+    assert "#ip=" in (ex / "vip.conf").read_text()
+    # pcs examples use only declared parameters.
+    declared = {
+        e.get("name")
+        for e in ET.fromstring(
+            run([str(link), "meta-data"], env={"OCF_RA_VERSION_MINOR": "1"}).stdout
+        ).iter("parameter")
+    }
+    pcs = (ex / "pcs-vip.sh").read_text().replace("\\\n", " ")
+    for line in pcs.splitlines():
+        if "ocf:cloudha:vip" in line and line.startswith("pcs resource create"):
+            words = line.split("ocf:cloudha:vip", 1)[1].split(" op ")[0].split(" --")[0]
+            for w in words.split():
+                assert w.split("=")[0] in declared, (w, line)
+
+
+# --------------------------------------------------------------------------------------------
+# the .deb installed on this machine
+
+HOST_PATHS = [
+    OCF_DIR,
+    "/usr/sbin/cloudha",
+    "/usr/share/doc/cloudha",
+    "/usr/share/man/man8/cloudha.8.gz",
+    "/usr/share/bash-completion/completions/cloudha",
+    "/usr/share/zsh/vendor-completions/_cloudha",
+    "/usr/share/fish/vendor_completions.d/cloudha.fish",
+    "/etc/cloudha",
+]
+
+
+def dpkg_installed():
+    p = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Status}", "cloudha"], capture_output=True, text=True
+    )
+    return p.returncode == 0 and "installed" in p.stdout and "not-installed" not in p.stdout
+
+
+def leftovers(agents):
+    paths = HOST_PATHS + [f"/usr/share/man/man7/ocf_cloudha_{a}.7.gz" for a in agents]
+    return [p for p in paths if os.path.lexists(p)]
+
+
+@pytest.fixture(scope="module")
+def installed(packages, agents):
+    if dpkg_installed() or leftovers(agents):
+        pytest.skip(f"cloudha is already on this host ({leftovers(agents)}): not touching it")
+    run_existed = os.path.exists("/run/cloudha")
+    try:
+        p = run(["dpkg", "-i", str(packages["deb"])])
+        print(p.stdout)
+        yield packages["deb"]
+    finally:
+        if dpkg_installed() or os.path.lexists("/usr/sbin/cloudha"):
+            subprocess.run(["dpkg", "-P", "cloudha"], capture_output=True)
+        if not run_existed and os.path.isdir("/run/cloudha"):
+            shutil.rmtree("/run/cloudha", ignore_errors=True)
+
+
+@pytest.fixture
+def netns():
+    """A network namespace with a veth pair (pk0 10.77.231.1/24 <-> pk1), both ends up."""
+    name = f"cloudha-pkg-{os.getpid()}"
+    run(["ip", "netns", "add", name])
+    try:
+        ip = ["ip", "-n", name]
+        run(ip + ["link", "set", "lo", "up"])
+        run(ip + ["link", "add", "pk0", "type", "veth", "peer", "name", "pk1"])
+        run(ip + ["addr", "add", f"{NS_NET}.1/24", "dev", "pk0"])
+        run(ip + ["link", "set", "pk0", "up"])
+        run(ip + ["link", "set", "pk1", "up"])
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def test_deb_installs_the_layout(installed, agents):
+    listed = set(run(["dpkg", "-L", "cloudha"]).stdout.split())
+    for a in agents:
+        link = f"{OCF_DIR}/{a}"
+        assert link in listed
+        assert os.path.realpath(link) == "/usr/sbin/cloudha"
+    assert run(["man", "-w", "8", "cloudha"]).stdout.strip() == "/usr/share/man/man8/cloudha.8.gz"
+    assert run(["man", "-w", "ocf_cloudha_vip"]).stdout.strip().endswith("ocf_cloudha_vip.7.gz")
+    assert os.path.isdir("/etc/cloudha")
+
+
+def test_crm_resource_show_metadata(installed, agents):
+    for a in agents:
+        out = run(["crm_resource", "--show-metadata", f"ocf:cloudha:{a}"]).stdout
+        root = ET.fromstring(out[out.index("<resource-agent") :])
+        assert root.get("name") == a
+        assert root.find("version").text == "1.1", "Pacemaker asks for OCF 1.1"
+    run(
+        [
+            "crm_resource", "--validate", "--class", "ocf", "--provider", "cloudha",
+            "--agent", "vip", "--option", f"ip={NS_NET}.100", "--option", "cloud=none",
+        ]
+    )  # fmt: skip
+
+
+def test_ocf_tester_against_installed_agent(installed, netns):
+    cmd = [
+        "ip", "netns", "exec", netns, "ocf-tester", "-n", "t",
+        "-o", f"ip={NS_NET}.100", "-o", "cloud=none", "-o", "nic=pk0",
+        f"{OCF_DIR}/vip",
+    ]  # fmt: skip
+    p = run(cmd, check=False, timeout=300)
+    print(p.stdout, p.stderr)
+    assert p.returncode == 0, f"ocf-tester failed:\n{p.stdout}\n{p.stderr}"
+    assert "passed all tests" in p.stdout + p.stderr
+    addrs = run(["ip", "-n", netns, "-o", "addr", "show", "dev", "pk0"]).stdout
+    assert f"{NS_NET}.100" not in addrs, "the last stop left the address behind"
+
+
+def test_installed_binary_alone_in_empty_chroot(installed, tmp_path):
+    root = tmp_path / "root"
+    (root / "sys/class").mkdir(parents=True)  # no /sys/class/dmi: cloud=auto sees no cloud
+    shutil.copy2("/usr/sbin/cloudha", root / "cloudha")
+    (root / "vip").symlink_to("cloudha")
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    chroot = ["unshare", "--net", "chroot", str(root)]
+    out = run(chroot + ["/vip", "meta-data"], env=env).stdout
+    assert '<resource-agent name="vip"' in out
+    out = run(chroot + ["/cloudha", "vip", "meta-data"], env=env).stdout
+    assert '<resource-agent name="vip"' in out
+    for words, extra in (
+        (["/vip", "monitor"], {"OCF_RESKEY_ip": f"{NS_NET}.100", "OCF_RESKEY_cloud": "none"}),
+        (["/cloudha", "vip", "monitor", f"ip={NS_NET}.100", "cloud=none"], {}),
+        (["/cloudha", "vip", "monitor", f"ip={NS_NET}.100"], {}),  # cloud=auto, no DMI
+    ):
+        p = run(chroot + words, check=False, env={**env, **extra})
+        assert p.returncode == 7, (words, p.returncode, p.stdout, p.stderr)
+    assert sorted(os.listdir(root)) == ["cloudha", "sys", "vip"]
+
+
+def test_deb_remove_and_purge_leave_nothing(installed, agents):
+    p = run(["dpkg", "-r", "cloudha"])
+    print(p.stdout)
+    assert leftovers(agents) == [], "dpkg -r left files behind"
+    run(["dpkg", "-P", "cloudha"])
+    assert not dpkg_installed()
+    assert leftovers(agents) == []
+    assert subprocess.run(["dpkg", "-s", "cloudha"], capture_output=True).returncode != 0
+    # resource-agents' directory is still there for the other providers.
+    assert os.path.isdir("/usr/lib/ocf/resource.d")
+
+
+# --------------------------------------------------------------------------------------------
+# the .rpm in a scratch root
+
+
+def test_rpm_installs_and_erases_in_scratch_root(packages, agents, tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    rpm = ["rpm", "--root", str(root), "--dbpath", "/var/lib/rpm"]
+    p = run(rpm + ["-i", "--nodeps", str(packages["rpm"])])
+    print(p.stdout, p.stderr)
+    assert run(rpm + ["-q", "cloudha"]).stdout.startswith("cloudha-")
+    binary = root / "usr/sbin/cloudha"
+    assert binary.is_file() and os.access(binary, os.X_OK)
+    for a in agents:
+        link = root / OCF_DIR.lstrip("/") / a
+        assert os.readlink(link) == LINK_TARGET
+        assert link.resolve() == binary.resolve()
+        assert f'<resource-agent name="{a}"' in run([str(link), "meta-data"]).stdout
+    assert (root / "usr/share/licenses/cloudha/LICENSE").is_file()
+    assert (root / "etc/cloudha").is_dir()
+    run(rpm + ["-V", "cloudha"])  # every file as packaged
+    run(rpm + ["-e", "cloudha"])
+    left = [
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if not p.is_dir() and "var/lib/rpm" not in str(p)
+    ]
+    assert left == [], left
+    assert not (root / OCF_DIR.lstrip("/")).exists()
+    assert not (root / "etc/cloudha").exists()
