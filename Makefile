@@ -5,7 +5,7 @@ TRIPLE := x86_64-unknown-linux-gnu
 export CLOUDHA_BIN := $(CARGO_TARGET_DIR)/$(TRIPLE)/debug/cloudha
 CARGO ?= cargo
 
-.PHONY: deps build test lint unit lab demo bench-vxlan
+.PHONY: deps build test lint unit lab demo packages test-packages bench-vxlan
 
 deps:
 	./scripts/install-deps.sh
@@ -25,7 +25,15 @@ unit: build
 lab: build
 	python3 -m pytest -v -rA tests/lab
 
-test: deps lint unit lab
+# The .deb and .rpm (dist/), see packaging/README.md.
+packages:
+	./packaging/build.sh
+
+# Builds the packages, checks their contents, installs the .deb (and the .rpm into a scratch root).
+test-packages: packages
+	CLOUDHA_PACKAGES_BUILT=1 python3 -m pytest -v -rA tests/packaging
+
+test: deps lint unit lab test-packages
 
 demo: deps build
 	python3 tests/lab/demo.py
