@@ -581,8 +581,11 @@ _cloudha() {{
     fi
 }}
 
+# Through an agent's link the action is the only argument (the rest is ignored).
 _cloudha_agent() {{
-    _cloudha_after_agent "${{COMP_WORDS[0]##*/}}" 1
+    if [ "$COMP_CWORD" -eq 1 ]; then
+        _cloudha_after_agent "${{COMP_WORDS[0]##*/}}" 1
+    fi
 }}
 
 complete -F _cloudha cloudha
@@ -612,14 +615,14 @@ fn zsh() -> String {
     );
     let _ = writeln!(
         w,
-        "_cloudha_agent_args() {{\n    # $1: the agent; the action is word $2 of $words.\n    local agent=$1 first=$2\n    case $agent in"
+        "_cloudha_agent_args() {{\n    # $1: the agent; the action is word $2 of $words; $3: whether name=value words follow.\n    local agent=$1 first=$2 params=$3\n    case $agent in"
     );
     for a in AGENTS {
         let _ = writeln!(w, "    {})", a.name);
         let acts: Vec<String> = actions(a).iter().map(|s| s.to_string()).collect();
         let _ = writeln!(
             w,
-            "        if (( CURRENT == first )); then\n            _values 'action' {}\n            return\n        fi",
+            "        if (( CURRENT == first )); then\n            _values 'action' {}\n            return\n        fi\n        [[ $params == yes ]] || return 1",
             acts.iter()
                 .map(|s| sh_quote(s))
                 .collect::<Vec<_>>()
@@ -664,11 +667,12 @@ fn zsh() -> String {
         if (( CURRENT == 2 )); then
             _describe 'agent' agents
         else
-            _cloudha_agent_args $words[2] 3
+            _cloudha_agent_args $words[2] 3 yes
         fi
         ;;
     *)
-        _cloudha_agent_args ${{service:t}} 2
+        # Through an agent's link the action is the only argument.
+        _cloudha_agent_args ${{service:t}} 2 no
         ;;
     esac
 }}
@@ -732,7 +736,8 @@ fn fish() -> String {
             ),
         ];
         for (cmd, act_cond, param_cond) in &targets {
-            if *cmd != "cloudha" {
+            let through_link = *cmd != "cloudha";
+            if through_link {
                 let _ = writeln!(w, "complete -c {cmd} -f");
             }
             let _ = writeln!(
@@ -741,6 +746,10 @@ fn fish() -> String {
                 sh_quote(act_cond),
                 sh_quote(&actions(a).join(" "))
             );
+            // Through an agent's link the action is the only argument.
+            if through_link {
+                continue;
+            }
             for p in a.params {
                 let words = match p.ty {
                     Type::Select(o) => o.iter().map(|v| format!("{}={v}", p.name)).collect(),
