@@ -5,7 +5,7 @@ TRIPLE := x86_64-unknown-linux-gnu
 export CLOUDHA_BIN := $(CARGO_TARGET_DIR)/$(TRIPLE)/debug/cloudha
 CARGO ?= cargo
 
-.PHONY: deps build test lint unit lab demo packages test-packages bench-vxlan
+.PHONY: deps build test lint unit lab demo packages test-packages bench-vxlan bench-vip
 
 deps:
 	./scripts/install-deps.sh
@@ -43,3 +43,8 @@ demo: deps build
 bench-vxlan:
 	$(CARGO) build --release --locked
 	CLOUDHA_BIN=$(CARGO_TARGET_DIR)/$(TRIPLE)/release/cloudha python3 bench/vxlan_fdb.py
+
+# vip (cloud=none) against resource-agents' IPaddr2: meta-data, monitor, probe, start, stop.
+bench-vip:
+	$(CARGO) build --release --locked
+	CLOUDHA_BIN=$(CARGO_TARGET_DIR)/$(TRIPLE)/release/cloudha python3 bench/vip.py
