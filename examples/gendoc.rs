@@ -16,6 +16,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use cloudha::agents::{AGENTS, AgentDef};
+use cloudha::metadata::wrap;
 use cloudha::params::{Param, Type};
 
 const OCF_DIR: &str = "/usr/lib/ocf/resource.d/cloudha";
@@ -459,22 +460,6 @@ pub fn crs_type_attrs(a: &AgentDef) -> String {
 
 // ---------------------------------------------------------------------------------------------
 // .conf template
-
-fn wrap(text: &str, width: usize) -> Vec<String> {
-    let mut lines = vec![String::new()];
-    for word in text.split_whitespace() {
-        let cur = lines.last_mut().expect("never empty");
-        if !cur.is_empty() && cur.len() + 1 + word.len() > width {
-            lines.push(word.to_string());
-        } else {
-            if !cur.is_empty() {
-                cur.push(' ');
-            }
-            cur.push_str(word);
-        }
-    }
-    lines
-}
 
 fn conf_template(a: &AgentDef) -> String {
     let mut w = String::new();

@@ -171,7 +171,8 @@ pub fn params_help(agent: &AgentDef) -> String {
     s
 }
 
-fn wrap(text: &str, width: usize) -> Vec<String> {
+/// Words of `text` in lines of at most `width` characters (a longer word gets its own line).
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
     let mut lines = vec![String::new()];
     for word in text.split_whitespace() {
         let cur = lines.last_mut().expect("never empty");

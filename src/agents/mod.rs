@@ -121,3 +121,20 @@ pub trait Agent {
         self.stop(cx)
     }
 }
+
+/// Run `f` with a context for unit tests: the given host, no DMI data, five seconds to go.
+#[cfg(test)]
+pub fn with_test_ctx<T>(host: &dyn Host, probe: bool, f: impl FnOnce(&Ctx) -> T) -> T {
+    let paths = Paths {
+        dmi_dir: "/nonexistent".into(),
+        run_dir: "/nonexistent".into(),
+    };
+    let cx = Ctx {
+        host,
+        paths: &paths,
+        check_level: 0,
+        probe,
+        deadline: Instant::now() + std::time::Duration::from_secs(5),
+    };
+    f(&cx)
+}

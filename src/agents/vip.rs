@@ -454,18 +454,7 @@ mod tests {
     }
 
     fn with<T>(host: &FakeHost, f: impl FnOnce(&Ctx) -> T) -> T {
-        let paths = Paths {
-            dmi_dir: "/nonexistent".into(),
-            run_dir: "/nonexistent".into(),
-        };
-        let cx = Ctx {
-            host,
-            paths: &paths,
-            check_level: 0,
-            probe: false,
-            deadline: Instant::now() + Duration::from_secs(5),
-        };
-        f(&cx)
+        crate::agents::with_test_ctx(host, false, f)
     }
 
     fn lan() -> FakeHost {

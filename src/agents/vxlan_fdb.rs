@@ -1196,12 +1196,10 @@ impl VxlanFdb {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agents::Paths;
     use crate::error::Kind;
     use crate::host::FdbEntry;
     use crate::host::fake::FakeHost;
     use crate::params::{Raw, Source};
-    use std::time::{Duration, Instant};
 
     const PEERS: &str = "192.168.77.1 192.168.77.2, 192.168.77.3";
 
@@ -1220,18 +1218,7 @@ mod tests {
     }
 
     fn with<T>(host: &FakeHost, probe: bool, f: impl FnOnce(&Ctx) -> T) -> T {
-        let paths = Paths {
-            dmi_dir: "/nonexistent".into(),
-            run_dir: "/nonexistent".into(),
-        };
-        let cx = Ctx {
-            host,
-            paths: &paths,
-            check_level: 0,
-            probe,
-            deadline: Instant::now() + Duration::from_secs(5),
-        };
-        f(&cx)
+        crate::agents::with_test_ctx(host, probe, f)
     }
 
     /// Node 1 of the lab: eth0 192.168.77.1/24.
