@@ -271,8 +271,14 @@ impl Invocation {
             sources_hint,
             deadline: Instant::now() + timeout - margin,
             check_level,
-            // Clusterware has no probes; every check must tell the truth.
-            probe: caller == Caller::Clusterware || interval_ms == 0,
+            // Clusterware has no probes: a check is one unless we started the resource here
+            // (state "online"), when it is the recurring check of a running resource.
+            probe: match caller {
+                Caller::Clusterware => {
+                    crs_state.as_deref().and_then(read_state).as_deref() != Some("online")
+                }
+                Caller::Ocf => interval_ms == 0,
+            },
             resource,
             dialect,
             paths: Paths {
@@ -380,6 +386,7 @@ fn run(inv: &Invocation, make_host: &dyn Fn(Instant) -> Result<Box<dyn Host>>) -
         check_level: inv.check_level,
         probe: inv.probe,
         deadline: inv.deadline,
+        cloud: None,
     };
     match inv.action {
         Action::Start => agent.start(&cx).map(|_| Outcome::Done),

@@ -47,7 +47,7 @@ fn agent_command(a: &AgentDef) -> Command {
         .after_help(metadata::params_help(a))
         .arg(
             Arg::new("action")
-                .help("start, stop, monitor, meta-data, validate-all, reload-agent (Clusterware: start, stop, check, clean, abort)")
+                .help("start, stop, monitor, meta-data, validate-all, reload-agent; check: the pre-flight (validate-all at depth 10) for people (Clusterware: start, stop, check, clean, abort)")
                 .required(true),
         )
         .arg(
@@ -107,6 +107,13 @@ pub fn main(args: Vec<OsString>) -> i32 {
                             );
                         }
                     }
+                }
+                // `cloudha vip check ...` is the pre-flight for people: validate-all at
+                // depth 10. Under Clusterware, check stays its monitor.
+                if action == "check" && Caller::detect(&env) == Caller::Ocf {
+                    let mut env = env.clone();
+                    env.0.insert("OCF_CHECK_LEVEL".into(), "10".into());
+                    return dispatch(agent, "validate-all", &env, &cli_params);
                 }
                 dispatch(agent, action, &env, &cli_params)
             }

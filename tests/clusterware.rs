@@ -132,6 +132,8 @@ impl<'a> Resource<'a> {
             .env_clear()
             .env("CLOUDHA_CONFIG_DIR", &self.dir)
             .env("CLOUDHA_RUN_DIR", self.dir.join("run"))
+            .env("CLOUDHA_DMI_DIR", "/nonexistent")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in &self.attrs {

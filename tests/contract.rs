@@ -7,7 +7,11 @@ use predicates::prelude::*;
 /// The binary with a clean environment, as a cluster manager starts it.
 fn ocf(pairs: &[(&str, &str)]) -> Command {
     let mut c = Command::cargo_bin("cloudha").unwrap();
-    c.env_clear().env("OCF_RESOURCE_INSTANCE", "vip1");
+    // No test may reach a real metadata service, whatever machine it runs on.
+    c.env_clear()
+        .env("OCF_RESOURCE_INSTANCE", "vip1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("CLOUDHA_DMI_DIR", "/nonexistent");
     for (k, v) in pairs {
         c.env(format!("OCF_RESKEY_{k}"), v);
     }

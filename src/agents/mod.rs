@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use crate::cloud::Cloud;
 use crate::error::Result;
 use crate::host::Host;
 use crate::params::{Param, Values};
@@ -98,6 +99,8 @@ pub struct Ctx<'a> {
     /// have started.
     pub probe: bool,
     pub deadline: Instant,
+    /// A cloud to use instead of the one the parameters select (unit tests).
+    pub cloud: Option<&'a dyn Cloud>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +138,7 @@ pub fn with_test_ctx<T>(host: &dyn Host, probe: bool, f: impl FnOnce(&Ctx) -> T)
         check_level: 0,
         probe,
         deadline: Instant::now() + std::time::Duration::from_secs(5),
+        cloud: None,
     };
     f(&cx)
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::{ActionDecl, Agent, AgentDef, Ctx, Health, standard_actions};
 use crate::cloud::{self, Cloud, CloudKind, Owner};
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::host::{Host, Link, MAX_IFNAME, contains};
 use crate::params::{Param, Type, Values};
 
@@ -39,18 +39,70 @@ static PARAMS: &[Param] = &[
         "cloud",
         "Cloud provider",
         "How the address is moved. none: a plain L2 network (address plus gratuitous ARP). \
-         auto: recognise the cloud from DMI data (/sys/class/dmi/id); on a plain network this is \
-         none, and on a cloud whose provider this build does not carry the start is refused \
-         with a clear reason instead of configuring an address nobody could reach.",
+         aws: Amazon EC2, the address is a secondary private IPv4 address moved to the ENI of \
+         nic with AssignPrivateIpAddresses. auto: recognise the cloud from DMI data \
+         (/sys/class/dmi/id); on a plain network this is none, and on a cloud whose provider \
+         this build does not carry the start is refused with a clear reason instead of \
+         configuring an address nobody could reach.",
     )
-    .ty(Type::Select(&["auto", "none"]))
+    .ty(Type::Select(&["auto", "none", "aws"]))
     .default("auto"),
+    Param::new(
+        "region",
+        "AWS region",
+        "The region of the EC2 API. Default: AWS_REGION, then the instance's own region from \
+         instance metadata.",
+    ),
+    Param::new(
+        "profile",
+        "AWS profile",
+        "A profile of the AWS config and credentials files. Pacemaker may run agents without \
+         HOME: the files are then looked for in the home directory of the user the agent runs \
+         as (/root/.aws), unless AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE say otherwise. \
+         Default: the standard credential chain (environment, profile, instance role).",
+    ),
+    Param::new(
+        "role_arn",
+        "IAM role to assume",
+        "Assume this role (STS AssumeRole) with the node's credentials and make the EC2 calls \
+         with it, e.g. a role of another account that owns a shared VPC.",
+    ),
+    Param::new(
+        "endpoint_url",
+        "EC2 endpoint URL",
+        "Send EC2 calls to this URL instead of the regional endpoint, e.g. a VPC interface \
+         endpoint (https://vpce-....ec2.eu-west-1.vpce.amazonaws.com). HTTPS_PROXY and \
+         NO_PROXY from the environment are honoured.",
+    ),
+    Param::new(
+        "eip_allocation_id",
+        "Elastic IP allocation id",
+        "Also associate this Elastic IP (eipalloc-...) with ip on this node's ENI at start \
+         (allowing reassociation), so the public address follows; stop disassociates it only \
+         when it still points at this node.",
+    ),
+    Param::new(
+        "cloud_check_interval",
+        "Seconds between cloud checks",
+        "A recurring monitor at depth 0 looks only at the OS address and makes no cloud API \
+         call, except once this many seconds have passed since the last successful check \
+         (remembered under /run/cloudha). Probes and OCF_CHECK_LEVEL >= 10 always ask the \
+         cloud. 0 asks the cloud on every monitor. A cloud that answers that another \
+         interface holds the address makes the monitor report not running (7); throttling, \
+         5xx answers and timeouts are logged and leave a healthy resource running.",
+    )
+    .ty(Type::Integer {
+        min: 0,
+        max: 86_400,
+    })
+    .default("60"),
     Param::new(
         "arp_count",
         "Number of announcements",
         "How many gratuitous ARP requests (IPv4) or unsolicited neighbour advertisements (IPv6) \
-         to send after the address is added; 0 sends none. Several are sent because Linux \
-         neighbours ignore an update arriving within a second of the previous one (locktime).",
+         to send after the address is added with cloud=none; 0 sends none. Several are sent \
+         because Linux neighbours ignore an update arriving within a second of the previous one \
+         (locktime). Clouds ignore ARP, so nothing is sent there.",
     )
     .ty(Type::Integer { min: 0, max: 100 })
     .default("5")
@@ -75,14 +127,26 @@ pub static AGENT: AgentDef = AgentDef {
     name: "vip",
     shortdesc: "Virtual IP address that moves with the resource",
     longdesc: "Manages a virtual IP address on this node: start adds it to the interface \
-               through netlink and announces it to the neighbours (gratuitous ARP, unsolicited \
-               neighbour advertisement); stop removes it wherever it is configured on this node; \
-               monitor reports running when the address is present on an interface that is up \
-               with carrier, not running when it is absent, and a failure when it sits on a dead \
-               link or on another interface than nic. Exit codes: a configuration that is wrong \
-               everywhere gives 6, a problem of this node only (missing interface, no connected \
-               route, interface down) 2 or 5, transient trouble 1; stop of a stopped resource \
-               gives 0.",
+               through netlink and, on a plain L2 network, announces it to the neighbours \
+               (gratuitous ARP, unsolicited neighbour advertisement); stop removes it wherever it \
+               is configured on this node; monitor reports running when the address is present \
+               on an interface that is up with carrier, not running when it is absent, and a \
+               failure when it sits on a dead link or on another interface than nic. \
+               With cloud=aws, start first moves the address to the ENI of nic in EC2 \
+               (AssignPrivateIpAddresses with reassignment, one call, plus AssociateAddress when \
+               eip_allocation_id is set), then configures it and reads EC2 until it confirms; \
+               stop removes the OS address and releases the address in EC2 only if this ENI \
+               still holds it (a failed release is logged, never a failed stop: the next node \
+               takes the address anyway). The monitor asks EC2 on probes, at OCF_CHECK_LEVEL 10 \
+               and every cloud_check_interval seconds: another ENI holding the address gives 7, \
+               no ENI holding it (or the Elastic IP pointing elsewhere) gives 1, and an EC2 \
+               outage or throttling leaves a resource whose OS address is healthy running. \
+               validate-all at OCF_CHECK_LEVEL 10 (or cloudha vip check) is a pre-flight: \
+               metadata, credentials, ENI, subnet and IAM permissions. Exit codes: a \
+               configuration that is wrong everywhere gives 6, a problem of this node only \
+               (missing interface, no connected route, interface down, ip outside this ENI's \
+               subnet) 2 or 5, a missing cloud permission 4, transient trouble (timeouts, \
+               throttling, 5xx) 1; stop of a stopped resource gives 0.",
     params: PARAMS,
     actions: &ACTIONS,
     build: Vip::build,
@@ -93,6 +157,8 @@ pub struct Vip {
     prefix: Option<u8>,
     nic: Option<String>,
     cloud: Option<CloudKind>,
+    opts: cloud::Options,
+    check_interval: Duration,
     arp_count: u32,
     arp_interval: Duration,
 }
@@ -191,33 +257,127 @@ impl Vip {
         }
         let cloud = match v.str("cloud") {
             Some("none") => Some(CloudKind::None),
+            Some("aws") => Some(CloudKind::Aws),
             _ => None,
         };
+        let opt = |k: &str| v.str(k).filter(|s| !s.is_empty()).map(str::to_string);
+        let opts = cloud::Options {
+            region: opt("region"),
+            profile: opt("profile"),
+            role_arn: opt("role_arn"),
+            endpoint_url: opt("endpoint_url"),
+            eip_allocation_id: opt("eip_allocation_id"),
+        };
+        let aws_only = [
+            "region",
+            "profile",
+            "role_arn",
+            "endpoint_url",
+            "eip_allocation_id",
+        ];
+        if cloud == Some(CloudKind::None)
+            && let Some(p) = aws_only.into_iter().find(|p| opt(p).is_some())
+        {
+            return Err(Error::config(format!(
+                "{p} is set but cloud=none: set cloud=aws (or auto) or remove {p}"
+            )));
+        }
+        if cloud == Some(CloudKind::Aws) && ip.is_ipv6() {
+            return Err(Error::config(format!(
+                "ip={ip}: cloud=aws moves secondary private IPv4 addresses only"
+            )));
+        }
+        if let Some(a) = &opts.eip_allocation_id
+            && !a.starts_with("eipalloc-")
+        {
+            return Err(Error::config(format!(
+                "eip_allocation_id='{a}' is not an allocation id (eipalloc-...); the \
+                 public address itself is not accepted because it can change owner"
+            )));
+        }
+        if let Some(r) = &opts.role_arn
+            && !r.starts_with("arn:")
+        {
+            return Err(Error::config(format!(
+                "role_arn='{r}' is not an ARN (arn:aws:iam::<account>:role/<name>)"
+            )));
+        }
+        if let Some(u) = &opts.endpoint_url
+            && !(u.starts_with("https://") || u.starts_with("http://"))
+        {
+            return Err(Error::config(format!(
+                "endpoint_url='{u}' must start with https:// (or http://)"
+            )));
+        }
         Ok(Box::new(Vip {
             ip,
             prefix,
             nic,
             cloud,
+            opts,
+            check_interval: Duration::from_secs(v.int("cloud_check_interval").unwrap_or(60) as u64),
             arp_count: v.int("arp_count").unwrap_or(5) as u32,
             arp_interval: Duration::from_millis(v.int("arp_interval").unwrap_or(200) as u64),
         }))
     }
 
-    fn cloud(&self, cx: &Ctx) -> Result<Box<dyn Cloud>> {
-        match self.cloud {
-            Some(kind) => cloud::provider(kind),
+    /// Run `f` with the cloud this resource lives in.
+    fn with_cloud<T>(&self, cx: &Ctx, f: impl FnOnce(&dyn Cloud) -> Result<T>) -> Result<T> {
+        if let Some(c) = cx.cloud {
+            return f(c);
+        }
+        let make = |kind| cloud::provider(kind, &self.opts, &cx.paths.run_dir, cx.deadline);
+        let cloud = match self.cloud {
+            Some(kind) => make(kind)?,
             None => {
                 let kind = cloud::detect(&cx.paths.dmi_dir);
-                cloud::provider(kind).map_err(|e| {
+                make(kind).map_err(|e| {
                     e.context(format!(
                         "cloud=auto: DMI data ({}) says this node runs on {}, where an address \
                          configured only on the OS is unreachable from other hosts",
                         cx.paths.dmi_dir.display(),
                         kind.describe()
                     ))
-                })
+                })?
             }
+        };
+        f(cloud.as_ref())
+    }
+
+    /// Where the time of the last good cloud check is kept (its mtime).
+    fn stamp(&self, cx: &Ctx) -> std::path::PathBuf {
+        cx.paths
+            .run_dir
+            .join("vip")
+            .join(format!("{}.cloud-checked", self.ip))
+    }
+
+    /// A recurring depth-0 monitor asks the cloud only when the last check is old enough.
+    fn cloud_check_due(&self, cx: &Ctx) -> bool {
+        if cx.probe || cx.check_level >= 10 || self.check_interval.is_zero() {
+            return true;
         }
+        let age = std::fs::metadata(self.stamp(cx))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        age.is_none_or(|a| a >= self.check_interval)
+    }
+
+    fn mark_cloud_checked(&self, cx: &Ctx) {
+        let path = self.stamp(cx);
+        let res = path
+            .parent()
+            .map(std::fs::create_dir_all)
+            .unwrap_or(Ok(()))
+            .and_then(|_| std::fs::write(&path, b""));
+        if let Err(e) = res {
+            tracing::debug!("cannot record the cloud check in {}: {e}", path.display());
+        }
+    }
+
+    fn forget_cloud_check(&self, cx: &Ctx) {
+        let _ = std::fs::remove_file(self.stamp(cx));
     }
 
     /// The interface and prefix length the address belongs on.
@@ -287,53 +447,59 @@ impl Vip {
 impl Agent for Vip {
     fn start(&self, cx: &Ctx) -> Result<()> {
         // The cloud decides whether an OS address is any use at all: ask it first.
-        let cloud = self.cloud(cx)?;
-        let (link, prefix) = self.placement(cx.host)?;
-        Self::usable(&link)?;
-        // Copies elsewhere (another interface or prefix) would answer for the address too.
-        let mut present = false;
-        for a in cx.host.addrs()?.into_iter().filter(|a| a.ip == self.ip) {
-            if a.link == link.index && a.prefix == prefix {
-                present = true;
+        self.with_cloud(cx, |cloud| {
+            let (link, prefix) = self.placement(cx.host)?;
+            Self::usable(&link)?;
+            // Copies elsewhere (another interface or prefix) would answer for the address too.
+            let mut present = false;
+            for a in cx.host.addrs()?.into_iter().filter(|a| a.ip == self.ip) {
+                if a.link == link.index && a.prefix == prefix {
+                    present = true;
+                } else {
+                    tracing::warn!(
+                        "removing {}/{} from interface {} before configuring it on {}",
+                        a.ip,
+                        a.prefix,
+                        a.link,
+                        link.name
+                    );
+                    cx.host.del_addr(a.link, a.ip, a.prefix)?;
+                }
+            }
+            cloud.claim(self.ip, &link)?;
+            if present {
+                tracing::info!("{}/{prefix} is already on {}", self.ip, link.name);
             } else {
-                tracing::warn!(
-                    "removing {}/{} from interface {} before configuring it on {}",
-                    a.ip,
-                    a.prefix,
-                    a.link,
-                    link.name
-                );
-                cx.host.del_addr(a.link, a.ip, a.prefix)?;
+                tracing::info!("adding {}/{prefix} to {}", self.ip, link.name);
+                cx.host.add_addr(link.index, self.ip, prefix)?;
+                if self.arp_count > 0 && cloud.kind() == CloudKind::None {
+                    // The address works without the announcement; neighbours just learn it
+                    // later.
+                    if let Err(e) =
+                        cx.host
+                            .announce(&link, self.ip, self.arp_count, self.arp_interval)
+                    {
+                        tracing::warn!("announcing {} on {}: {e}", self.ip, link.name);
+                    }
+                }
             }
-        }
-        cloud.claim(self.ip, &link)?;
-        if present {
-            tracing::info!("{}/{prefix} is already on {}", self.ip, link.name);
-            return Ok(());
-        }
-        tracing::info!("adding {}/{prefix} to {}", self.ip, link.name);
-        cx.host.add_addr(link.index, self.ip, prefix)?;
-        if self.arp_count > 0 {
-            // The address works without the announcement; neighbours just learn it later.
-            if let Err(e) = cx
+            let confirmed = cx
                 .host
-                .announce(&link, self.ip, self.arp_count, self.arp_interval)
-            {
-                tracing::warn!("announcing {} on {}: {e}", self.ip, link.name);
+                .addrs()?
+                .iter()
+                .any(|a| a.ip == self.ip && a.link == link.index);
+            if !confirmed {
+                return Err(Error::failed(format!(
+                    "{} was added to {} but the kernel does not list it",
+                    self.ip, link.name
+                )));
             }
-        }
-        let confirmed = cx
-            .host
-            .addrs()?
-            .iter()
-            .any(|a| a.ip == self.ip && a.link == link.index);
-        if !confirmed {
-            return Err(Error::failed(format!(
-                "{} was added to {} but the kernel does not list it",
-                self.ip, link.name
-            )));
-        }
-        Ok(())
+            if cloud.kind() != CloudKind::None {
+                cloud.confirm(self.ip, &link)?;
+                self.mark_cloud_checked(cx);
+            }
+            Ok(())
+        })
     }
 
     fn stop(&self, cx: &Ctx) -> Result<()> {
@@ -357,20 +523,28 @@ impl Agent for Vip {
                 self.ip
             );
         }
-        // Give the address back in the cloud only when the cloud is known and it is ours.
-        let cloud = match self.cloud(cx) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!("not releasing {} in the cloud: {e}", self.ip);
+        self.forget_cloud_check(cx);
+        // This node no longer answers for the address: that is the stop. Giving it back in
+        // the cloud is tidiness; a failure there must not fail the stop (Pacemaker would
+        // fence the node), and the next node's start takes the address anyway.
+        let released = self.with_cloud(cx, |cloud| {
+            if cloud.kind() == CloudKind::None {
                 return Ok(());
             }
-        };
-        let nic = match held_on {
-            Some(l) => Some(l),
-            None => self.placement(cx.host).ok().map(|(l, _)| l),
-        };
-        if let Some(nic) = nic {
-            cloud.release(self.ip, &nic)?;
+            let nic = match held_on {
+                Some(l) => Some(l),
+                None => self.placement(cx.host).ok().map(|(l, _)| l),
+            };
+            match nic {
+                Some(nic) => cloud.release(self.ip, &nic),
+                None => Ok(()),
+            }
+        });
+        if let Err(e) = released {
+            tracing::warn!(
+                "{} is off this node, but not released in the cloud: {e}",
+                self.ip
+            );
         }
         Ok(())
     }
@@ -386,49 +560,80 @@ impl Agent for Vip {
             return Ok(Health::NotRunning);
         }
         let links = cx.host.links()?;
+        let mut link = None;
         for a in &present {
-            let Some(link) = links.iter().find(|l| l.index == a.link) else {
+            let Some(l) = links.iter().find(|l| l.index == a.link) else {
                 return Err(Error::transient(format!(
                     "{} is on interface {} which vanished while checking",
                     self.ip, a.link
                 )));
             };
-            if let Some(nic) = self.nic.as_ref().filter(|n| **n != link.name) {
+            if let Some(nic) = self.nic.as_ref().filter(|n| **n != l.name) {
                 return Err(Error::failed(format!(
                     "{} is configured on {}, not on nic={nic}",
-                    self.ip, link.name
+                    self.ip, l.name
                 )));
             }
-            Self::usable(link).map_err(|e| {
+            Self::usable(l).map_err(|e| {
                 Error::failed(format!(
                     "{} is configured but unusable: {}",
                     self.ip, e.message
                 ))
             })?;
-            if cx.check_level >= 10 {
-                let cloud = self.cloud(cx)?;
-                if let Owner::Other(who) = cloud.owner(self.ip, link)? {
-                    tracing::info!(
-                        "{} is held by {who} in {}",
+            link = Some(l);
+        }
+        let link = link.expect("present is not empty");
+        if self.cloud == Some(CloudKind::None) || !self.cloud_check_due(cx) {
+            return Ok(Health::Running);
+        }
+        self.with_cloud(cx, |cloud| {
+            if cloud.kind() == CloudKind::None {
+                return Ok(Health::Running);
+            }
+            match cloud.owner(self.ip, link) {
+                Ok(Owner::Us) => {
+                    self.mark_cloud_checked(cx);
+                    Ok(Health::Running)
+                }
+                Ok(Owner::Other(who)) => {
+                    tracing::warn!(
+                        "{} is configured here but {} delivers it to {who}",
                         self.ip,
                         cloud.kind().describe()
                     );
-                    return Ok(Health::NotRunning);
+                    Ok(Health::NotRunning)
                 }
+                Ok(other) => Err(Error::failed(format!(
+                    "{} is configured on {} but in {} it is {}: traffic for it does not reach \
+                     this node",
+                    self.ip,
+                    link.name,
+                    cloud.kind().describe(),
+                    other.describe()
+                ))),
+                // The OS address is healthy and the cloud could not say otherwise: keep
+                // running and ask again at the next monitor, never fail over on an outage.
+                Err(e) if e.kind == Kind::Transient => {
+                    tracing::warn!("cloud check skipped, the address stays up: {e}");
+                    Ok(Health::Running)
+                }
+                Err(e) => Err(e),
             }
-        }
-        Ok(Health::Running)
+        })
     }
 
     fn preflight(&self, cx: &Ctx) -> Result<Vec<String>> {
-        let cloud = self.cloud(cx)?;
-        let (link, prefix) = self.placement(cx.host)?;
-        Self::usable(&link)?;
-        Ok(vec![
-            format!("cloud: {}", cloud.kind().describe()),
-            format!("interface: {} (up, carrier, mtu {})", link.name, link.mtu),
-            format!("address: {}/{prefix} on {}", self.ip, link.name),
-        ])
+        self.with_cloud(cx, |cloud| {
+            let (link, prefix) = self.placement(cx.host)?;
+            Self::usable(&link)?;
+            let mut report = vec![
+                format!("cloud: {}", cloud.kind().describe()),
+                format!("interface: {} (up, carrier, mtu {})", link.name, link.mtu),
+                format!("address: {}/{prefix} on {}", self.ip, link.name),
+            ];
+            report.extend(cloud.preflight(self.ip, &link)?);
+            Ok(report)
+        })
     }
 
     fn reload(&self, _cx: &Ctx) -> Result<()> {
@@ -441,6 +646,7 @@ impl Agent for Vip {
 mod tests {
     use super::*;
     use crate::agents::Paths;
+    use crate::cloud::fake::FakeCloud;
     use crate::host::fake::FakeHost;
     use crate::params::{Raw, Source};
     use std::time::Instant;
@@ -565,9 +771,9 @@ mod tests {
     }
 
     #[test]
-    fn auto_cloud_on_aws_is_refused_before_any_change() {
+    fn auto_cloud_without_a_provider_is_refused_before_any_change() {
         let dmi = tempfile::tempdir().unwrap();
-        std::fs::write(dmi.path().join("sys_vendor"), "Amazon EC2\n").unwrap();
+        std::fs::write(dmi.path().join("chassis_asset_tag"), "OracleCloud.com\n").unwrap();
         let host = lan();
         let a = agent(&[("ip", "10.0.0.200")]).unwrap();
         let paths = Paths {
@@ -580,13 +786,177 @@ mod tests {
             check_level: 0,
             probe: true,
             deadline: Instant::now() + Duration::from_secs(5),
+            cloud: None,
         };
         let e = a.start(&cx).unwrap_err();
         assert_eq!(e.kind, crate::error::Kind::NotInstalled);
-        assert!(e.message.contains("Amazon EC2"), "{}", e.message);
+        assert!(e.message.contains("Oracle Cloud"), "{}", e.message);
         assert!(!host.has(2, "10.0.0.200"));
         assert_eq!(a.monitor(&cx).unwrap(), Health::NotRunning);
         a.stop(&cx).unwrap();
+    }
+
+    /// Run `f` with the fake cloud, a run directory and the given probe/level.
+    fn with_cloud_ctx<T>(
+        host: &FakeHost,
+        cloud: &FakeCloud,
+        probe: bool,
+        run: &std::path::Path,
+        f: impl FnOnce(&Ctx) -> T,
+    ) -> T {
+        let paths = Paths {
+            dmi_dir: "/nonexistent".into(),
+            run_dir: run.into(),
+        };
+        let cx = Ctx {
+            host,
+            paths: &paths,
+            check_level: 0,
+            probe,
+            deadline: Instant::now() + Duration::from_secs(5),
+            cloud: Some(cloud),
+        };
+        f(&cx)
+    }
+
+    fn aws(pairs: &[(&str, &str)]) -> Box<dyn Agent> {
+        let mut all = vec![("ip", "10.0.0.200"), ("cloud", "aws"), ("nic", "eth0")];
+        all.extend_from_slice(pairs);
+        agent(&all).unwrap()
+    }
+
+    #[test]
+    fn cloud_start_claims_configures_and_confirms() {
+        let host = lan();
+        let cloud = FakeCloud::default().held_by("10.0.0.200", "other-eni");
+        let run = tempfile::tempdir().unwrap();
+        let a = aws(&[]);
+        with_cloud_ctx(&host, &cloud, false, run.path(), |cx| {
+            a.start(cx).unwrap();
+            assert!(host.has(2, "10.0.0.200"));
+            assert_eq!(cloud.holder("10.0.0.200").as_deref(), Some("eth0"));
+            assert_eq!(*cloud.calls.borrow(), ["claim", "owner"]);
+            assert!(host.announced.borrow().is_empty(), "clouds ignore ARP");
+        });
+    }
+
+    #[test]
+    fn recurring_monitor_asks_the_cloud_only_when_due() {
+        let host = lan();
+        let cloud = FakeCloud::default();
+        let run = tempfile::tempdir().unwrap();
+        let a = aws(&[]);
+        with_cloud_ctx(&host, &cloud, false, run.path(), |cx| a.start(cx).unwrap());
+        cloud.calls.borrow_mut().clear();
+        with_cloud_ctx(&host, &cloud, false, run.path(), |cx| {
+            assert_eq!(a.monitor(cx).unwrap(), Health::Running);
+        });
+        assert!(cloud.calls.borrow().is_empty(), "depth 0, checked at start");
+        with_cloud_ctx(&host, &cloud, true, run.path(), |cx| {
+            assert_eq!(a.monitor(cx).unwrap(), Health::Running);
+        });
+        assert_eq!(*cloud.calls.borrow(), ["owner"], "a probe always asks");
+        // cloud_check_interval=0: every monitor asks.
+        let every = aws(&[("cloud_check_interval", "0")]);
+        cloud.calls.borrow_mut().clear();
+        with_cloud_ctx(&host, &cloud, false, run.path(), |cx| {
+            every.monitor(cx).unwrap();
+        });
+        assert_eq!(*cloud.calls.borrow(), ["owner"]);
+    }
+
+    #[test]
+    fn another_holder_is_not_running_nobody_is_a_failure() {
+        let host = lan();
+        let cloud = FakeCloud::default();
+        let run = tempfile::tempdir().unwrap();
+        let a = aws(&[]);
+        with_cloud_ctx(&host, &cloud, true, run.path(), |cx| {
+            a.start(cx).unwrap();
+            cloud
+                .holders
+                .borrow_mut()
+                .insert("10.0.0.200".parse().unwrap(), "eni-b".into());
+            assert_eq!(a.monitor(cx).unwrap(), Health::NotRunning);
+            cloud.holders.borrow_mut().clear();
+            let e = a.monitor(cx).unwrap_err();
+            assert_eq!(e.kind, Kind::Failed);
+            assert!(e.message.contains("not assigned"), "{}", e.message);
+        });
+    }
+
+    #[test]
+    fn cloud_outage_never_stops_a_healthy_resource() {
+        let host = lan();
+        let cloud = FakeCloud::default();
+        let run = tempfile::tempdir().unwrap();
+        let a = aws(&[]);
+        with_cloud_ctx(&host, &cloud, true, run.path(), |cx| {
+            a.start(cx).unwrap();
+            cloud.fail(Error::transient("RequestLimitExceeded"), 1);
+            assert_eq!(a.monitor(cx).unwrap(), Health::Running);
+            // Not a transient problem: reported.
+            cloud.fail(Error::permission("UnauthorizedOperation"), 1);
+            assert_eq!(a.monitor(cx).unwrap_err().kind, Kind::Permission);
+            // A failed release does not fail the stop; the OS address is gone.
+            cloud.fail(Error::transient("InternalError"), 1);
+            a.stop(cx).unwrap();
+            assert!(!host.has(2, "10.0.0.200"));
+        });
+    }
+
+    #[test]
+    fn stop_never_releases_another_nodes_address() {
+        let host = lan();
+        let cloud = FakeCloud::default().held_by("10.0.0.200", "eni-b");
+        let run = tempfile::tempdir().unwrap();
+        let a = aws(&[]);
+        with_cloud_ctx(&host, &cloud, false, run.path(), |cx| a.stop(cx).unwrap());
+        assert_eq!(cloud.holder("10.0.0.200").as_deref(), Some("eni-b"));
+    }
+
+    #[test]
+    fn failed_claim_changes_nothing_on_the_host() {
+        let host = lan();
+        let cloud = FakeCloud::default();
+        let run = tempfile::tempdir().unwrap();
+        let a = aws(&[]);
+        cloud.fail(Error::permission("UnauthorizedOperation"), 1);
+        with_cloud_ctx(&host, &cloud, false, run.path(), |cx| {
+            assert_eq!(a.start(cx).unwrap_err().kind, Kind::Permission);
+        });
+        assert!(!host.has(2, "10.0.0.200"));
+    }
+
+    #[test]
+    fn aws_parameters_are_checked_at_build() {
+        for (pairs, needle) in [
+            (vec![("ip", "fd00::5"), ("cloud", "aws")], "IPv4"),
+            (
+                vec![
+                    ("ip", "10.0.0.5"),
+                    ("cloud", "none"),
+                    ("region", "eu-west-1"),
+                ],
+                "cloud=none",
+            ),
+            (
+                vec![("ip", "10.0.0.5"), ("eip_allocation_id", "198.51.100.7")],
+                "eipalloc-",
+            ),
+            (
+                vec![("ip", "10.0.0.5"), ("role_arn", "admin")],
+                "not an ARN",
+            ),
+            (
+                vec![("ip", "10.0.0.5"), ("endpoint_url", "ec2.local")],
+                "https://",
+            ),
+        ] {
+            let e = agent(&pairs).err().expect("must be refused");
+            assert_eq!(e.kind, Kind::Config);
+            assert!(e.message.contains(needle), "{} !~ {needle}", e.message);
+        }
     }
 
     #[test]

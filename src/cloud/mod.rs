@@ -1,9 +1,15 @@
 //! The cloud side of an agent. Clouds ignore ARP, so moving an address means telling the cloud
 //! API; agents do that only through the [`Cloud`] trait. `none` (a plain L2 network) is
-//! implemented here; AWS and OCI providers plug in behind the same trait.
+//! implemented here, AWS in [`aws`]; OCI plugs in behind the same trait. [`fake::FakeCloud`] is
+//! an in-memory cloud for unit tests.
 
 use std::net::IpAddr;
 use std::path::Path;
+use std::time::Instant;
+
+pub mod aws;
+pub mod fake;
+pub mod imds;
 
 use crate::error::{Error, Result};
 use crate::host::Link;
@@ -51,22 +57,52 @@ pub fn detect(dmi_dir: &Path) -> CloudKind {
 /// Who holds a secondary address in the cloud's view.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Owner {
-    /// Our interface.
+    /// Our interface (and the public address, when one is configured).
     Us,
     /// Another interface (its cloud id).
     Other(String),
     /// Nobody.
     Nobody,
+    /// Our interface holds the address but what goes with it (an Elastic IP) points elsewhere.
+    Partly(String),
 }
 
-/// The cloud operations the vip agent needs.
+impl Owner {
+    pub fn describe(&self) -> String {
+        match self {
+            Owner::Us => "held by this node".to_string(),
+            Owner::Other(who) => format!("held by {who}"),
+            Owner::Nobody => "not assigned to any interface".to_string(),
+            Owner::Partly(what) => format!("held by this node, but {what}"),
+        }
+    }
+}
+
+/// Settings of the cloud providers, from the agent's parameters.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub role_arn: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub eip_allocation_id: Option<String>,
+}
+
+/// The cloud operations the vip agent needs. Every call is bounded by the action's deadline.
 pub trait Cloud {
     fn kind(&self) -> CloudKind;
-    /// Make the cloud deliver `ip` to `nic` (taking it from whoever holds it).
+    /// Make the cloud deliver `ip` to `nic`, taking it from whoever holds it (one mutating
+    /// call), with the public address that goes with it.
     fn claim(&self, ip: IpAddr, nic: &Link) -> Result<()>;
+    /// Wait until the cloud's own view shows `ip` on `nic` (clouds apply moves
+    /// asynchronously).
+    fn confirm(&self, ip: IpAddr, nic: &Link) -> Result<()>;
     /// Give `ip` back, but only if `nic` still holds it.
     fn release(&self, ip: IpAddr, nic: &Link) -> Result<()>;
     fn owner(&self, ip: IpAddr, nic: &Link) -> Result<Owner>;
+    /// What a person should know before trusting failover: report lines, or the first
+    /// problem found.
+    fn preflight(&self, ip: IpAddr, nic: &Link) -> Result<Vec<String>>;
 }
 
 /// A plain L2 network: the OS address and a gratuitous ARP are all it takes.
@@ -79,19 +115,31 @@ impl Cloud for NoCloud {
     fn claim(&self, _: IpAddr, _: &Link) -> Result<()> {
         Ok(())
     }
+    fn confirm(&self, _: IpAddr, _: &Link) -> Result<()> {
+        Ok(())
+    }
     fn release(&self, _: IpAddr, _: &Link) -> Result<()> {
         Ok(())
     }
     fn owner(&self, _: IpAddr, _: &Link) -> Result<Owner> {
         Ok(Owner::Us)
     }
+    fn preflight(&self, _: IpAddr, _: &Link) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
 }
 
-/// The provider for a cloud. AWS and OCI are not in this build yet: say so plainly rather than
+/// The provider for a cloud. OCI is not in this build yet: say so plainly rather than
 /// configure an address nobody outside this node could reach.
-pub fn provider(kind: CloudKind) -> Result<Box<dyn Cloud>> {
+pub fn provider(
+    kind: CloudKind,
+    opts: &Options,
+    run_dir: &Path,
+    deadline: Instant,
+) -> Result<Box<dyn Cloud>> {
     match kind {
         CloudKind::None => Ok(Box::new(NoCloud)),
+        CloudKind::Aws => Ok(Box::new(aws::Aws::new(opts, run_dir, deadline)?)),
         other => Err(Error::not_installed(format!(
             "this build of cloudha cannot move addresses on {} yet",
             other.describe()
