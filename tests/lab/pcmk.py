@@ -18,8 +18,10 @@ Addresses (``subnet`` defaults to ``10.77.0``): node i (1-based) is ``<subnet>.<
 API (everything else is private)::
 
     with Lab(nodes=2, agents=("vip",), name="pcmk", subnet="10.77.0", client=True,
-             binary=None) as lab:   # binary defaults to $CLOUDHA_BIN; returns when a DC is
-                                    # elected and every node is online (lab.up_seconds)
+             binary=None, network=None) as lab:
+                                    # binary defaults to $CLOUDHA_BIN; returns when a DC is
+                                    # elected and every node is online (lab.up_seconds);
+                                    # network: see "Another network" below
         lab.nodes            # [Machine] node1..nodeN;  lab.node("node2") / lab.node(2)
         lab.client           # Machine on the same L2, or None with client=False
         lab.hub              # Machine holding the bridge br0 (use run(..., net_only=True))
@@ -45,6 +47,13 @@ API (everything else is private)::
     cleanup_leftovers()      # also run by start()
 
 ``node``/``on`` accept 2, "node2" or a Machine; ``on=None`` asks the first node still alive.
+
+Another network (``network=``): an object with ``address(name) -> ip`` and ``attach(machine)``
+replaces the hub. For each machine (node1..nodeN, then "client"), ``address`` gives its IP
+(corosync's ring0_addr), and ``attach`` is called once the machine exists, has its host name
+and ``lo`` up; it must give it a working ``eth0`` before returning (corosync starts next).
+There is no hub then (``lab.hub`` is None). ``ec2lab.Ec2Lab(pacemaker=True)`` uses this to put
+the nodes on its VPC fabric.
 
 ``Lab.stop()`` (also called by ``__exit__`` and when ``start()`` fails) SIGTERMs every
 pacemakerd, waits, SIGTERMs corosync, waits, stops spawned processes, then SIGKILLs each PID 1;
@@ -385,11 +394,13 @@ class Lab:
         subnet: str = "10.77.0",
         client: bool = True,
         binary: str | None = None,
+        network=None,
     ):
         if not 1 <= nodes <= 16:
             raise ValueError("nodes must be 1..16")
         self.name, self.count, self.agents, self.subnet = name, nodes, list(agents), subnet
         self.want_client = client
+        self.network = network
         self.binary = binary or os.environ.get("CLOUDHA_BIN", "")
         self.dir = SCRATCH / f"{name}.{os.getpid()}"
         self.hub: Machine | None = None
@@ -444,17 +455,28 @@ class Lab:
         )
 
     def _network(self) -> None:
-        self.hub = Machine(self, "hub", None)
-        self.hub.run(["ip", "link", "add", "name", "br0", "type", "bridge"], net_only=True)
-        self.hub.run(["ip", "link", "set", "br0", "up"], net_only=True)
+        if self.network is None:
+            self.hub = Machine(self, "hub", None)
+            self.hub.run(["ip", "link", "add", "name", "br0", "type", "bridge"], net_only=True)
+            self.hub.run(["ip", "link", "set", "br0", "up"], net_only=True)
         for i in range(1, self.count + 1):
-            self.nodes.append(self._machine(f"node{i}", f"{self.subnet}.{10 + i}"))
+            self.nodes.append(self._machine(f"node{i}", self._address(f"node{i}", 10 + i)))
         if self.want_client:
-            self.client = self._machine("client", f"{self.subnet}.250")
+            self.client = self._machine("client", self._address("client", 250))
+
+    def _address(self, name: str, host: int) -> str:
+        if self.network is not None:
+            return self.network.address(name)
+        return f"{self.subnet}.{host}"
 
     def _machine(self, name: str, ip: str) -> Machine:
-        """A machine with eth0 on the bridge (veth v-NAME in the hub)."""
+        """A machine with eth0 on the bridge (veth v-NAME in the hub), or wired by the
+        network hook."""
         m = Machine(self, name, ip)
+        if self.network is not None:
+            m.sh(f"hostname {name} && ip link set lo up")
+            self.network.attach(m)
+            return m
         hub = f"v-{name}"
         self.hub.run(
             ["ip", "link", "add", "name", hub, "type", "veth",
