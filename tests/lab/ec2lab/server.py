@@ -1,0 +1,818 @@
+"""The lab's EC2: one process (``python3 -m ec2lab.server``) started and stopped by ``Ec2Lab``.
+
+It serves, on 127.0.0.1 only:
+
+* the **endpoint** port (what agents use): fault injection -> call log -> IAM stand-in (deny
+  list, DryRun) -> moto's EC2/STS with the ``fidelity`` fixes;
+* the **control** port (the lab's own port, never counted, never faulted, no IAM): ``/_lab/...``
+  JSON control calls, and moto itself for the lab's bookkeeping (DryRun still honoured);
+
+and, inside the node namespaces it is told about (``POST /_lab/nodes``):
+
+* an IMDSv2 server on 169.254.169.254:80 reading live state from moto;
+* a relay on 127.0.0.1:<endpoint port> to the host's endpoint, so the same URL works there;
+
+plus the data plane: /32 routes in the fabric namespace mirroring which ENI holds which private
+IP (polled every 50 ms and after each mutating call), optionally lagging like EC2.
+
+On start it prints one JSON line ``{"endpoint": PORT, "control": PORT}`` to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import json
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
+
+from . import nssock
+
+ACCOUNT = "123456789012"
+LAB_KEY = "lab"  # the lab's own access key: never counted, never denied
+MOTO = threading.RLock()  # moto is not thread-safe; every touch of its state holds this
+
+
+def log(*a) -> None:
+    print(time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- moto
+
+
+def moto_app():
+    """moto's server app (all services, dispatched on the SigV4 credential scope), patched."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from . import fidelity
+    fidelity.apply()
+    return DomainDispatcherApplication(create_backend_app)
+
+
+def backend(region: str):
+    from moto.ec2.models import ec2_backends
+    return ec2_backends[ACCOUNT][region]
+
+
+def dry_run_actions() -> frozenset[str]:
+    """EC2 actions that take DryRun (from botocore's model of the real API)."""
+    import botocore.session
+    model = botocore.session.get_session().get_service_model("ec2")
+    out = set()
+    for name in model.operation_names:
+        shape = model.operation_model(name).input_shape
+        if shape is not None and "DryRun" in shape.members:
+            out.add(name)
+    return frozenset(out)
+
+
+# ---------------------------------------------------------------- requests
+
+
+class Request:
+    """What the gate needs to know about one API request (the body stays readable)."""
+
+    def __init__(self, environ: dict):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        self.body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(self.body)
+        params = parse_qs(environ.get("QUERY_STRING", ""))
+        ctype = environ.get("CONTENT_TYPE", "")
+        if self.body and "x-www-form-urlencoded" in ctype:
+            params.update(parse_qs(self.body.decode("utf-8", "replace")))
+        self.params = {k: v[0] for k, v in params.items()}
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        m = re.search(r"Credential=([^/,\s]+)/[^/]*/[^/]*/([^/]+)/", auth)
+        self.key, self.service = (m.group(1), m.group(2)) if m else (None, None)
+        self.action = self.params.get("Action") or environ.get("HTTP_X_AMZ_TARGET", "")
+        self.dry_run = self.params.get("DryRun", "false").lower() == "true"
+
+
+def error_body(service: str | None, code: str, message: str) -> bytes:
+    """An error in the service's own XML format (EC2: Response/Errors; STS: ErrorResponse)."""
+    rid = str(uuid.uuid4())
+    if service == "sts":
+        return (f'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error>'
+                f"<Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+                f"<RequestId>{rid}</RequestId></ErrorResponse>").encode()
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{code}'
+            f"</Code><Message>{message}</Message></Error></Errors><RequestID>{rid}</RequestID>"
+            f"</Response>").encode()
+
+
+def respond(start_response, status: int, body: bytes, ctype: str = "text/xml") -> list[bytes]:
+    reasons = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+               412: "Precondition Failed", 500: "Internal Server Error",
+               503: "Service Unavailable"}
+    start_response(f"{status} {reasons.get(status, 'Status')}",
+                   [("Content-Type", ctype), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+class Reset(ConnectionResetError):
+    """Raised after the connection was reset: werkzeug drops it without answering."""
+
+
+# ---------------------------------------------------------------- faults, IAM, call log
+
+
+class Faults:
+    """Injected failures. A rule: kind (throttle|http500|reset|slow), count (None = until
+    cleared), actions (None = all), keys (None = all callers), delay (slow)."""
+
+    KINDS = ("throttle", "http500", "reset", "slow")
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.rules: list[dict] = []
+
+    def set(self, rules: list[dict]) -> None:
+        for r in rules:
+            if r.get("kind") not in self.KINDS:
+                raise ValueError(f"unknown fault kind {r.get('kind')!r}")
+        with self.lock:
+            self.rules = [dict(r) for r in rules]
+
+    def take(self, req: Request) -> dict | None:
+        """The rule that applies to this request (consuming one of its count), or None."""
+        with self.lock:
+            for r in self.rules:
+                if r.get("actions") and req.action not in r["actions"]:
+                    continue
+                if r.get("keys") and req.key not in r["keys"]:
+                    continue
+                if r.get("count") is not None:
+                    if r["count"] <= 0:
+                        continue
+                    r["count"] -= 1
+                return dict(r)
+        return None
+
+
+class Iam:
+    """The deny list. A rule: action ("*" = any), key (None = any caller)."""
+
+    def __init__(self):
+        self.rules: list[dict] = []
+
+    def denied(self, req: Request) -> bool:
+        return any(r["action"] in ("*", req.action) and r.get("key") in (None, req.key)
+                   for r in self.rules)
+
+
+class CallLog:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.calls: list[dict] = []
+
+    def add(self, entry: dict) -> None:
+        with self.lock:
+            self.calls.append(entry)
+
+    def since(self, t: float | None) -> list[dict]:
+        with self.lock:
+            return [c for c in self.calls if t is None or c["t"] >= t]
+
+
+# ---------------------------------------------------------------- the gate (endpoint app)
+
+
+class Gate:
+    """WSGI app of the endpoint: faults -> IAM/DryRun -> moto, every call logged."""
+
+    def __init__(self, cloud: "Cloud", counted: bool):
+        self.cloud, self.counted = cloud, counted
+
+    def __call__(self, environ, start_response):
+        t0 = time.monotonic()
+        req = Request(environ)
+        entry = {"t": t0, "action": req.action, "key": req.key, "service": req.service,
+                 "dry_run": req.dry_run, "status": None, "fault": None}
+        counted = self.counted and req.key != LAB_KEY
+        try:
+            status, headers, body = self.handle(environ, req, entry)
+        finally:
+            entry["duration"] = time.monotonic() - t0
+            if counted:
+                self.cloud.calls.add(entry)
+        entry["status"] = status
+        headers = [h for h in headers if h[0].lower() != "content-length"]
+        start_response(status_line(status), headers + [("Content-Length", str(len(body)))])
+        return [body]
+
+    def handle(self, environ, req: Request, entry: dict):
+        cloud = self.cloud
+        fault = cloud.faults.take(req) if self.counted else None
+        if fault:
+            entry["fault"] = fault["kind"]
+            if fault["kind"] == "slow":
+                time.sleep(float(fault.get("delay") or 1.0))
+            elif fault["kind"] == "reset":
+                nssock.reset(environ["werkzeug.socket"])
+                raise Reset()
+            elif fault["kind"] == "throttle":
+                code = "Throttling" if req.service == "sts" else "RequestLimitExceeded"
+                return 503, xml_headers(), error_body(req.service, code,
+                                                      "Request limit exceeded.")
+            else:
+                code = "InternalFailure" if req.service == "sts" else "InternalError"
+                return 500, xml_headers(), error_body(
+                    req.service, code, "An internal error has occurred")
+        if req.key != LAB_KEY and cloud.iam.denied(req):
+            if req.service == "sts":
+                return 403, xml_headers(), error_body(
+                    "sts", "AccessDenied", f"User is not authorized to perform: "
+                                           f"sts:{req.action}")
+            return 403, xml_headers(), error_body(
+                "ec2", "UnauthorizedOperation", "You are not authorized to perform this "
+                                                "operation.")
+        if req.service == "ec2" and req.dry_run and req.action in cloud.dry_run_actions:
+            # EC2 checks permissions and stops: nothing is changed.
+            return 412, xml_headers(), error_body(
+                "ec2", "DryRunOperation", "Request would have succeeded, but DryRun flag is "
+                                          "set.")
+        return cloud.call_moto(environ, req)
+
+
+def status_line(status: int) -> str:
+    return {200: "200 OK", 400: "400 Bad Request", 403: "403 Forbidden",
+            404: "404 Not Found", 412: "412 Precondition Failed",
+            500: "500 Internal Server Error", 503: "503 Service Unavailable"}.get(
+        status, f"{status} Status")
+
+
+def xml_headers() -> list[tuple[str, str]]:
+    return [("Content-Type", "text/xml;charset=UTF-8")]
+
+
+# ---------------------------------------------------------------- IMDS
+
+
+class ImdsNode:
+    """One node's instance metadata service (IMDSv2 only: HttpTokens=required)."""
+
+    def __init__(self, cloud: "Cloud", spec: dict):
+        self.cloud = cloud
+        self.name = spec["name"]
+        self.instance_id = spec["instance_id"]
+        self.key, self.secret = spec["key"], spec.get("secret", "lab-secret")
+        self.role = spec.get("role", "cloudha-lab-role")
+        self.tokens: dict[str, float] = {}
+        self.requests: list[dict] = []
+        self.lock = threading.Lock()
+
+    # -- tokens
+
+    def new_token(self, ttl: int) -> str:
+        token = secrets.token_urlsafe(40)
+        with self.lock:
+            self.tokens[token] = time.monotonic() + ttl
+        return token
+
+    def valid(self, token: str | None) -> bool:
+        with self.lock:
+            exp = self.tokens.get(token or "")
+            return exp is not None and exp > time.monotonic()
+
+    def expire(self) -> None:
+        with self.lock:
+            self.tokens.clear()
+
+    # -- answers
+
+    def answer(self, path: str):
+        """(status, body, content type) for GET path (after /latest/)."""
+        with MOTO:
+            data = self.cloud.instance_view(self.instance_id)
+        if data is None:
+            return 404, "Not Found", "text/plain"
+        path = path.rstrip("/") if path not in ("meta-data/", "dynamic/") else path
+        tree = self.tree(data)
+        value = tree.get(path)
+        if value is None and path + "/" in tree:
+            value = tree[path + "/"]
+        if value is None:
+            return 404, "Not Found", "text/plain"
+        if isinstance(value, (dict, list)):
+            return 200, json.dumps(value, indent=2), "text/plain"
+        return 200, value, "text/plain"
+
+    def tree(self, d: dict) -> dict:
+        region, az = self.cloud.region, d["az"]
+        primary = d["enis"][0] if d["enis"] else None
+        t = {
+            "meta-data/": "ami-id\nhostname\niam/\ninstance-id\ninstance-type\nlocal-hostname\n"
+                          "local-ipv4\nmac\nnetwork/\nplacement/\nservices/",
+            "meta-data/ami-id": d["ami"],
+            "meta-data/instance-id": self.instance_id,
+            "meta-data/instance-type": d["type"],
+            "meta-data/placement": "availability-zone\nregion",
+            "meta-data/placement/availability-zone": az,
+            "meta-data/placement/region": region,
+            "meta-data/services": "domain\npartition",
+            "meta-data/services/domain": "amazonaws.com",
+            "meta-data/services/partition": "aws",
+            "meta-data/network": "interfaces/",
+            "meta-data/network/interfaces": "macs/",
+            "meta-data/network/interfaces/macs": "\n".join(e["mac"] + "/" for e in d["enis"]),
+            "meta-data/iam": "info\nsecurity-credentials/",
+            "meta-data/iam/info": {
+                "Code": "Success", "LastUpdated": iso(time.time()),
+                "InstanceProfileArn": f"arn:aws:iam::{ACCOUNT}:instance-profile/{self.role}",
+                "InstanceProfileId": "AIPALAB" + self.name.upper()},
+            "meta-data/iam/security-credentials": self.role,
+            f"meta-data/iam/security-credentials/{self.role}": {
+                "Code": "Success", "LastUpdated": iso(time.time()), "Type": "AWS-HMAC",
+                "AccessKeyId": self.key, "SecretAccessKey": self.secret,
+                "Token": f"lab-session-token-{self.name}",
+                "Expiration": iso(time.time() + 6 * 3600)},
+            "dynamic/": "instance-identity/",
+            "dynamic/instance-identity": "document",
+            "dynamic/instance-identity/document": {
+                "accountId": ACCOUNT, "architecture": "x86_64", "availabilityZone": az,
+                "imageId": d["ami"], "instanceId": self.instance_id,
+                "instanceType": d["type"], "pendingTime": iso(d["launched"]),
+                "privateIp": primary["ips"][0] if primary else None, "region": region,
+                "version": "2017-09-30"},
+        }
+        if primary:
+            host = "ip-" + primary["ips"][0].replace(".", "-") + f".{region}.compute.internal"
+            t.update({"meta-data/mac": primary["mac"], "meta-data/local-ipv4": primary["ips"][0],
+                      "meta-data/hostname": host, "meta-data/local-hostname": host})
+        for e in d["enis"]:
+            base = f"meta-data/network/interfaces/macs/{e['mac']}"
+            keys = {
+                "device-number": str(e["device"]), "interface-id": e["id"],
+                "local-ipv4s": "\n".join(e["ips"]), "mac": e["mac"], "owner-id": ACCOUNT,
+                "subnet-id": e["subnet_id"], "subnet-ipv4-cidr-block": e["subnet_cidr"],
+                "vpc-id": e["vpc_id"], "vpc-ipv4-cidr-block": e["vpc_cidr"],
+                "vpc-ipv4-cidr-blocks": e["vpc_cidr"],
+                "security-group-ids": "\n".join(e["groups"]),
+            }
+            t[base] = "\n".join(sorted(keys))
+            t.update({f"{base}/{k}": v for k, v in keys.items()})
+        return t
+
+
+def iso(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class ImdsHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "EC2ws"
+    sys_version = ""
+
+    def log_message(self, *a):  # the request list is the log
+        pass
+
+    def send(self, status: int, body: str, ctype: str = "text/plain", extra=None) -> None:
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        node: ImdsNode = self.server.node
+        with node.lock:
+            node.requests.append({"t": time.monotonic(), "method": self.command,
+                                  "path": self.path, "status": status})
+
+    def do_PUT(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        if self.path.rstrip("/") != "/latest/api/token":
+            return self.send(404, "Not Found")
+        if self.headers.get("X-Forwarded-For"):
+            return self.send(403, "Forbidden")  # IMDS refuses proxied token requests
+        try:
+            ttl = int(self.headers.get("X-aws-ec2-metadata-token-ttl-seconds", ""))
+        except ValueError:
+            ttl = 0
+        if not 1 <= ttl <= 21600:
+            return self.send(400, "Bad Request")
+        token = self.server.node.new_token(ttl)
+        self.send(200, token, extra={"X-aws-ec2-metadata-token-ttl-seconds": str(ttl)})
+
+    def do_GET(self):
+        node: ImdsNode = self.server.node
+        if not node.valid(self.headers.get("X-aws-ec2-metadata-token")):
+            return self.send(401, "Unauthorized")
+        if not self.path.startswith("/latest/"):
+            return self.send(404, "Not Found")
+        status, body, ctype = node.answer(self.path[len("/latest/"):])
+        self.send(status, body, ctype)
+
+    do_HEAD = do_GET
+
+
+class NsHTTPServer(ThreadingHTTPServer):
+    """An HTTP server on a socket that was bound elsewhere (in a node's namespace)."""
+
+    daemon_threads = True
+
+    def __init__(self, sock: socket.socket, handler, node):
+        super().__init__(sock.getsockname(), handler, bind_and_activate=False)
+        self.socket.close()
+        self.socket, self.node = sock, node
+
+
+# ---------------------------------------------------------------- relay
+
+
+class Relay:
+    """Listens on 127.0.0.1:PORT inside a namespace and splices every connection to the host's
+    127.0.0.1:PORT (the endpoint), so the EC2 URL is the same inside nodes as on the host."""
+
+    def __init__(self, sock: socket.socket, port: int):
+        self.sock, self.port = sock, port
+        self.conns: set[socket.socket] = set()
+        self.closed = False
+        threading.Thread(target=self.accept_loop, daemon=True).start()
+
+    def accept_loop(self):
+        while not self.closed:
+            try:
+                down, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                up = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+                up.settimeout(None)
+            except OSError:
+                down.close()
+                continue
+            pair = Pair(self, down, up)
+            threading.Thread(target=pair.pump, args=(down, up), daemon=True).start()
+            threading.Thread(target=pair.pump, args=(up, down), daemon=True).start()
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+        for s in list(self.conns):
+            s.close()
+
+
+class Pair:
+    """One relayed connection: two pumps; the second to finish closes both sockets."""
+
+    def __init__(self, relay: Relay, down: socket.socket, up: socket.socket):
+        self.relay, self.left, self.lock = relay, 2, threading.Lock()
+        self.socks = (down, up)
+        for s in self.socks:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            relay.conns.add(s)
+
+    def pump(self, src: socket.socket, dst: socket.socket):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except ConnectionResetError:
+            # Pass a reset on as a reset: a fault must look the same inside a node.
+            try:
+                nssock.reset(dst)
+            except OSError:
+                pass
+        except OSError:
+            pass
+        try:
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        with self.lock:
+            self.left -= 1
+            last = self.left == 0
+        if last:
+            for s in self.socks:
+                self.relay.conns.discard(s)
+                s.close()
+
+
+# ---------------------------------------------------------------- data plane
+
+
+class DataPlane:
+    """Mirrors which ENI holds which private IP into /32 routes of the fabric namespace.
+
+    A held IP: ``route IP/32 dev <veth of the ENI>`` plus a permanent neighbour entry (the VPC
+    knows every ENI's MAC and never ARPs). An IP that was held once and is not any more: a
+    blackhole route (EC2 drops it silently). History of the state is kept so IMDS and the routes
+    can lag behind the API like EC2 does."""
+
+    def __init__(self, cloud: "Cloud"):
+        self.cloud = cloud
+        self.fabric: str | None = None
+        self.devs: dict[str, tuple[str, str]] = {}  # eni id -> (fabric dev, mac)
+        self.applied: dict[str, tuple[str, str] | None] = {}  # ip -> (dev, mac) | None
+        self.history: list[tuple[float, dict]] = []  # (t, {eni id: [ips]})
+        self.lag = 0.0
+        self.wake = threading.Event()
+        self.synced = threading.Condition()
+        self.generation = 0
+        threading.Thread(target=self.loop, daemon=True).start()
+
+    def loop(self):
+        while True:
+            self.wake.wait(0.05)
+            self.wake.clear()
+            try:
+                self.sync()
+            except Exception as e:  # keep mirroring whatever one cycle hit
+                log("dataplane:", repr(e))
+            with self.synced:
+                self.generation += 1
+                self.synced.notify_all()
+
+    def wait_synced(self, timeout: float = 5.0) -> None:
+        """Returns after one full cycle that started after this call."""
+        with self.synced:
+            target = self.generation + 2
+            self.wake.set()
+            self.synced.wait_for(lambda: self.generation >= target, timeout)
+
+    def snapshot(self) -> dict[str, list[str]]:
+        with MOTO:
+            out = {}
+            for eni in backend(self.cloud.region).enis.values():
+                attached = eni.instance is not None
+                out[eni.id] = [a["PrivateIpAddress"] for a in eni.private_ip_addresses] \
+                    if attached else []
+            return out
+
+    def view(self, lag: float) -> dict[str, list[str]]:
+        """The state as it was `lag` seconds ago (the oldest known if older)."""
+        cutoff = time.monotonic() - lag
+        best = self.history[0][1] if self.history else {}
+        for t, state in self.history:
+            if t <= cutoff:
+                best = state
+        return best
+
+    def sync(self):
+        now = time.monotonic()
+        state = self.snapshot()
+        if not self.history or self.history[-1][1] != state:
+            self.history.append((now, state))
+        # Keep 120 s of history, and always the last entry older than that.
+        old = [i for i, (t, _) in enumerate(self.history) if t < now - 120]
+        if len(old) > 1:
+            del self.history[:old[-1]]
+        if self.fabric is None:
+            return
+        view = self.view(self.lag) if self.lag else state
+        want: dict[str, tuple[str, str] | None] = {}
+        for eni_id, ips in view.items():
+            if eni_id in self.devs:
+                for ip in ips:
+                    want[ip] = self.devs[eni_id]
+        for ip in self.applied:
+            want.setdefault(ip, None)
+        cmds = []
+        for ip, target in want.items():
+            if self.applied.get(ip, "new") == target:
+                continue
+            old = self.applied.get(ip)
+            if old and (target is None or old[0] != target[0]):
+                cmds.append(f"neigh del {ip} dev {old[0]}")
+            if target is None:
+                cmds.append(f"route replace blackhole {ip}/32")
+            else:
+                cmds.append(f"route replace {ip}/32 dev {target[0]}")
+                cmds.append(f"neigh replace {ip} lladdr {target[1]} dev {target[0]} "
+                            f"nud permanent")
+            self.applied[ip] = target
+        if cmds:
+            # -force: one failure (a crashed node's veth is gone) must not stop the rest.
+            subprocess.run(["ip", "-n", self.fabric, "-force", "-batch", "-"],
+                           input="\n".join(cmds) + "\n", text=True, capture_output=True)
+
+
+# ---------------------------------------------------------------- the cloud
+
+
+class Cloud:
+    def __init__(self, region: str, endpoint_port: int):
+        self.region, self.endpoint_port = region, endpoint_port
+        self.app = moto_app()
+        self.dry_run_actions = dry_run_actions()
+        self.faults, self.iam, self.calls = Faults(), Iam(), CallLog()
+        self.imds: dict[str, ImdsNode] = {}
+        self.servers: dict[str, tuple[NsHTTPServer, Relay]] = {}
+        self.dataplane = DataPlane(self)
+        self.imds_lag = 0.0
+        self.pids: dict[str, int] = {}
+        threading.Thread(target=self.watch_machines, daemon=True).start()
+
+    def call_moto(self, environ, req: Request):
+        out = {}
+
+        def start_response(status, headers, exc_info=None):
+            out["status"], out["headers"] = int(status.split()[0]), headers
+
+        with MOTO:
+            body = b"".join(self.app(environ, start_response))
+        if req.service == "ec2" and not req.action.startswith(("Describe", "Get")):
+            self.dataplane.wake.set()
+        headers = [(k, v) for k, v in out["headers"] if k.lower() != "content-length"]
+        return out["status"], headers, body
+
+    def instance_view(self, instance_id: str) -> dict | None:
+        """What IMDS shows of an instance, from live state (or lagging, see imds_lag)."""
+        b = backend(self.region)
+        try:
+            inst = b.get_instance(instance_id)
+        except Exception:
+            return None
+        lagged = self.dataplane.view(self.imds_lag) if self.imds_lag else None
+        enis = []
+        for device, eni in sorted(inst.nics.items()):
+            ips = [a["PrivateIpAddress"] for a in eni.private_ip_addresses]
+            if lagged is not None and eni.id in lagged:
+                ips = lagged[eni.id]
+            primary = eni.private_ip_address
+            ips = [primary] + [ip for ip in ips if ip != primary]
+            vpc = b.get_vpc(eni.subnet.vpc_id)
+            enis.append({"id": eni.id, "mac": eni.mac_address, "device": device, "ips": ips,
+                         "subnet_id": eni.subnet.id, "subnet_cidr": eni.subnet.cidr_block,
+                         "vpc_id": vpc.id, "vpc_cidr": vpc.cidr_block,
+                         "groups": [g.id for g in eni.group_set]})
+        return {"az": inst._placement.zone, "ami": inst.image_id,
+                "type": inst.instance_type, "launched": inst.launch_time.replace(tzinfo=dt.timezone.utc).timestamp(),
+                "enis": enis}
+
+    # -- nodes
+
+    def add_node(self, spec: dict) -> None:
+        """IMDS and relay inside the node's namespace (spec: name, netns path, instance_id,
+        key, optional pid of the machine whose death closes them)."""
+        node = ImdsNode(self, spec)
+        imds_sock = nssock.listen_in(spec["netns"], ("169.254.169.254", 80))
+        relay_sock = nssock.listen_in(spec["netns"], ("127.0.0.1", self.endpoint_port))
+        server = NsHTTPServer(imds_sock, ImdsHandler, node)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                         daemon=True).start()
+        self.imds[node.name] = node
+        self.servers[node.name] = (server, Relay(relay_sock, self.endpoint_port))
+        if spec.get("pid"):
+            self.pids[node.name] = int(spec["pid"])
+
+    def close_node(self, name: str) -> None:
+        server, relay = self.servers.pop(name, (None, None))
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+            relay.close()
+
+    def watch_machines(self):
+        """A crashed machine's namespace must die with it: our listening sockets would keep
+        it (and its addresses) alive, so close them when the machine's PID 1 is gone."""
+        while True:
+            time.sleep(0.1)
+            for name, pid in list(self.pids.items()):
+                if not pid_alive(pid):
+                    del self.pids[name]
+                    log(f"machine {name} (pid {pid}) is gone: closing its IMDS and relay")
+                    self.close_node(name)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------- control app
+
+
+class Control:
+    """WSGI app of the control port: /_lab/... JSON, else moto for the lab's own calls."""
+
+    def __init__(self, cloud: Cloud):
+        self.cloud = cloud
+        self.direct = Gate(cloud, counted=False)
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith("/_lab/"):
+            return self.direct(environ, start_response)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = json.loads(environ["wsgi.input"].read(length) or b"null") if length else None
+        query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        try:
+            result = self.route(environ["REQUEST_METHOD"], path[len("/_lab/"):], body, query)
+            return respond(start_response, 200, json.dumps(result).encode(),
+                           "application/json")
+        except (KeyError, ValueError, OSError) as e:
+            return respond(start_response, 400, json.dumps({"error": repr(e)}).encode(),
+                           "application/json")
+
+    def route(self, method: str, path: str, body, query):
+        c = self.cloud
+        if path == "ping":
+            return {"pid": os.getpid()}
+        if path == "faults":
+            if method == "DELETE":
+                c.faults.set([])
+            elif method == "POST":
+                c.faults.set(body if isinstance(body, list) else [body])
+            return c.faults.rules
+        if path == "iam/deny":
+            c.iam.rules.extend({"action": a, "key": body.get("key")} for a in body["actions"])
+            return c.iam.rules
+        if path == "iam/allow_all":
+            c.iam.rules.clear()
+            return []
+        if path == "calls":
+            return c.calls.since(float(query["since"]) if "since" in query else None)
+        if path == "nodes":
+            c.add_node(body)
+            return {"ok": True}
+        if path == "imds/expire":
+            for n in c.imds.values():
+                n.expire()
+            return {"ok": True}
+        if path == "imds/requests":
+            node = c.imds[query["node"]]
+            with node.lock:
+                return list(node.requests)
+        if path == "imds/lag":
+            c.imds_lag = float(body["seconds"])
+            return {"ok": True}
+        if path == "dataplane":
+            dp = c.dataplane
+            if body.get("fabric"):
+                dp.fabric = body["fabric"]
+            for eni_id, (dev, mac) in (body.get("devs") or {}).items():
+                dp.devs[eni_id] = (dev, mac)
+            if "lag" in body:
+                dp.lag = float(body["lag"])
+            dp.wait_synced()
+            return {"ok": True}
+        if path == "dataplane/sync":
+            c.dataplane.wait_synced()
+            return {"ok": True}
+        raise KeyError(path)
+
+
+# ---------------------------------------------------------------- main
+
+
+def exit_with(owner: int) -> None:
+    """A lab whose test process died (SIGKILL, crash) must not leave its EC2 running."""
+    while pid_alive(owner):
+        time.sleep(1)
+    os._exit(0)
+
+
+def serve(app, port: int = 0):
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class Quiet(WSGIRequestHandler):
+        def log_request(self, *a, **kw):
+            pass
+
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=Quiet)
+    server.daemon_threads = True
+    return server
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--region", default="eu-west-1")
+    ap.add_argument("--owner", type=int, help="exit when this process (the lab's) is gone")
+    args = ap.parse_args()
+    if args.owner:
+        threading.Thread(target=exit_with, args=(args.owner,), daemon=True).start()
+    os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "true")
+    endpoint_server = serve(lambda e, s: [b""])  # bound first: the relay needs its port
+    cloud = Cloud(args.region, endpoint_server.server_port)
+    endpoint_server.app = Gate(cloud, counted=True)
+    control_server = serve(Control(cloud))
+    threading.Thread(target=endpoint_server.serve_forever, daemon=True).start()
+    print(json.dumps({"endpoint": endpoint_server.server_port,
+                      "control": control_server.server_port}), flush=True)
+    log(f"ec2lab server pid {os.getpid()} endpoint {endpoint_server.server_port} "
+        f"control {control_server.server_port}")
+    control_server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
