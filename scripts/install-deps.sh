@@ -3,7 +3,7 @@
 # run installs nothing.
 set -eu
 PKGS="pacemaker corosync pacemaker-cli-utils resource-agents libxml2-utils pcs iproute2 \
-iputils-ping iputils-arping hyperfine file procps util-linux"
+iputils-ping iputils-arping hyperfine file procps util-linux curl"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -15,4 +15,22 @@ if [ -n "$missing" ]; then
     # Package postinst scripts must not start daemons; the tests start them by PID.
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
-python3 -c 'import pytest' 2>/dev/null || python3 -m pip install -q pytest
+# pip installs only what is missing; a Debian-managed Python needs --break-system-packages.
+pip_install() {
+    python3 -m pip install -q "$@" 2>/dev/null || python3 -m pip install -q --break-system-packages "$@"
+}
+python3 -c 'import pytest' 2>/dev/null || pip_install pytest
+# The EC2 lab (tests/lab/ec2lab): moto 5.2 with its server extra, boto3, and awscli v1 >= 1.29
+# (honours AWS_ENDPOINT_URL) for resource-agents' awsvip; Debian's awscli is too old.
+has_version() {  # has_version DIST MIN MAX: installed with MIN <= version < MAX
+    python3 - "$@" <<'PY' 2>/dev/null
+import sys
+from importlib.metadata import version
+num = lambda v: tuple(int(x) for x in v.split(".")[:3] if x.isdigit())
+sys.exit(0 if num(sys.argv[2]) <= num(version(sys.argv[1])) < num(sys.argv[3]) else 1)
+PY
+}
+{ has_version moto 5.2 5.3 && python3 -c 'import flask, flask_cors, moto.server' 2>/dev/null; } \
+    || pip_install 'moto[server,ec2]>=5.2,<5.3'
+python3 -c 'import boto3' 2>/dev/null || pip_install boto3
+has_version awscli 1.29 2 || pip_install 'awscli>=1.29,<2'
