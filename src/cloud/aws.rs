@@ -73,7 +73,7 @@ impl Aws {
             .block_on(async { tokio::time::timeout(left, f).await })
             .unwrap_or_else(|_| {
                 Err(Error::transient(format!(
-                    "{what}: no answer within the action's timeout ({:.1} s left)",
+                    "{what}: no answer within the action's timeout (waited {:.1} s)",
                     left.as_secs_f64()
                 )))
             })

@@ -20,16 +20,17 @@ PARAMS = {"ip": VIP, "cidr_netmask": "24", "cloud": "none"}
 MONITOR = "2s"
 
 
-def create_vip(lab: pcmk.Lab, node: str = "node1") -> str:
+def create_vip(lab: pcmk.Lab, node: str = "node1", params: dict | None = None) -> str:
     """Create vip1 stopped, prefer `node`, then start it (so it never starts elsewhere first).
 
     Uses pcs (which works without pcsd for these commands) and falls back to cibadmin.
     Returns the tool that did it.
     """
+    params = params or PARAMS
     n = lab.node(node)
     pcs = n.run(
         ["pcs", "resource", "create", RSC, AGENT]
-        + [f"{k}={v}" for k, v in PARAMS.items()]
+        + [f"{k}={v}" for k, v in params.items()]
         + ["op", "monitor", f"interval={MONITOR}", "--disabled"],
         check=False,
     )
@@ -39,7 +40,7 @@ def create_vip(lab: pcmk.Lab, node: str = "node1") -> str:
         return "pcs"
     print(f"pcs failed ({pcs.returncode}: {pcs.stderr.strip()}); using cibadmin")
     attrs = "".join(
-        f'<nvpair id="{RSC}-ia-{k}" name="{k}" value="{v}"/>' for k, v in PARAMS.items()
+        f'<nvpair id="{RSC}-ia-{k}" name="{k}" value="{v}"/>' for k, v in params.items()
     )
     n.run(["cibadmin", "--create", "-o", "resources", "--xml-text",
            f'<primitive id="{RSC}" class="ocf" provider="cloudha" type="vip">'
@@ -105,14 +106,15 @@ class Outcome:
         return "\n".join(f"  {t - self.crash_at:+8.3f}s  {what}" for t, what in rows)
 
 
-def run(lab: pcmk.Lab, log=print, settle: float = 1.0, bound: float = 30.0) -> Outcome:
+def run(lab: pcmk.Lab, log=print, settle: float = 1.0, bound: float = 30.0,
+        vip: str = VIP, params: dict | None = None) -> Outcome:
     """Create vip1 on node1, crash node1, watch it come back on node2 (at most `bound` s)."""
-    tool = create_vip(lab, "node1")
+    tool = create_vip(lab, "node1", params)
     lab.wait_running(RSC, "node1", timeout=30)
     log(f"vip1 created with {tool} and Started on node1")
     for n in lab.nodes:
         n.serve_hostname(PORT)
-    poller = lab.client.poll_tcp(VIP, PORT, every=0.05, timeout=0.2)
+    poller = lab.client.poll_tcp(vip, PORT, every=0.05, timeout=0.2)
     # The client must have been served by node1 before the crash, or the outage means nothing.
     lab.wait_for(lambda: "node1" in [a for _, a in poller.results()], 10, "node1 answering")
     time.sleep(settle)

@@ -18,9 +18,22 @@ pcs resource create app-vip ocf:cloudha:vip ip=192.0.2.200 cloud=none --group ap
 # arp_count and arp_interval are reloadable: changing them does not restart the resource.
 pcs resource update app-vip arp_count=3
 
+# Amazon EC2: a secondary private IP of the nodes' subnet, moved to the ENI of nic through the
+# EC2 API (credentials from the instance role; iam-policy-vip.json lists what it needs). The
+# Elastic IP is optional. A recurring monitor asks EC2 at most every cloud_check_interval s.
+pcs resource create db-vip ocf:cloudha:vip \
+    ip=10.0.1.200 nic=eth0 cloud=aws eip_allocation_id=eipalloc-0123456789abcdef0 \
+    op monitor interval=10s \
+    op monitor interval=60s OCF_CHECK_LEVEL=10
+# Another account's VPC (shared VPC) or a VPC interface endpoint:
+pcs resource update db-vip role_arn=arn:aws:iam::111122223333:role/cloudha-vip \
+    endpoint_url=https://vpce-0123456789abcdef0-abcdefgh.ec2.eu-west-1.vpce.amazonaws.com
+# Pre-flight on each node before trusting failover (metadata, credentials, ENI, subnet, IAM):
+cloudha vip check ip=10.0.1.200 nic=eth0 cloud=aws
+
 # cloud=auto (the default) recognises the cloud from /sys/class/dmi/id: on a plain network it
-# behaves as cloud=none; on a cloud whose provider this build does not carry, the start is
-# refused with a clear reason.
+# behaves as cloud=none, on EC2 as cloud=aws; on a cloud whose provider this build does not
+# carry (OCI for now), the start is refused with a clear reason.
 
 # Try a configuration without a cluster (Pacemaker >= 2.1.1):
 crm_resource --validate --class ocf --provider cloudha --agent vip \

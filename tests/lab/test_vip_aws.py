@@ -1,0 +1,500 @@
+"""The vip agent with cloud=aws against the EC2 lab (tests/lab/ec2lab): moto with fidelity
+fixes, an IAM stand-in, a fault proxy, IMDSv2 on 169.254.169.254 inside each node's namespace,
+and a VPC fabric through which a client sees the address move.
+
+The binary runs inside the node namespaces the way Pacemaker runs it (OCF_RESKEY_* parameters,
+action in argv[1]); its credentials come from the node's instance role through IMDS. Needs root
+and the packages of scripts/install-deps.sh; nothing here skips.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import netns  # noqa: E402
+from ec2lab import Ec2Lab  # noqa: E402
+from ec2lab.lab import clean_env  # noqa: E402
+
+VIP = "10.0.1.100"
+PORT = 8080
+
+
+@pytest.fixture(scope="module")
+def lab():
+    with Ec2Lab(nodes=2, name="vipaws", second_eni=[1]) as lab:
+        print(f"\nEC2 lab up in {lab.up_seconds:.1f}s")
+        for n in lab.nodes:
+            n.serve_name(PORT)
+        yield lab
+
+
+@pytest.fixture(autouse=True)
+def clean_slate(lab):
+    """Every test starts with VIP assigned to nobody, on no node, no faults, no denials."""
+    lab.faults.clear()
+    lab.iam.allow_all()
+    for owner in lab.owners(VIP):
+        lab.ec2.unassign_private_ip_addresses(NetworkInterfaceId=owner, PrivateIpAddresses=[VIP])
+    for n in lab.nodes:
+        for dev in ("eth0", "eth1"):
+            n.exec(["ip", "addr", "del", f"{VIP}/24", "dev", dev])
+    lab.sync()
+    yield
+
+
+def run_dir(lab, node) -> Path:
+    d = lab.dir / f"run-{node.name}"
+    d.mkdir(exist_ok=True)
+    return d
+
+
+def agent_env(lab, node, extra_env=None, **params) -> dict:
+    """What Pacemaker gives the agent on `node`: no AWS settings at all (credentials come from
+    the instance role), a run directory of the node's own."""
+    home = lab.dir / "empty-home"
+    home.mkdir(exist_ok=True)
+    env = clean_env({
+        "HOME": str(home),
+        "OCF_ROOT": "/usr/lib/ocf", "OCF_RESOURCE_INSTANCE": "vip1",
+        "OCF_RA_VERSION_MAJOR": "1", "OCF_RA_VERSION_MINOR": "1",
+        "OCF_EXIT_REASON_PREFIX": "ocf-exit-reason:",
+        "OCF_RESKEY_CRM_meta_timeout": "20000",
+        "CLOUDHA_RUN_DIR": str(run_dir(lab, node)),
+        "CLOUDHA_DMI_DIR": "/nonexistent",
+    })
+    env.pop("NO_PROXY", None)
+    p = {"ip": VIP, "cloud": "aws", "nic": "eth0", "endpoint_url": lab.endpoint}
+    p.update(params)
+    env.update({f"OCF_RESKEY_{k}": str(v) for k, v in p.items() if v is not None})
+    env.update(extra_env or {})
+    return env
+
+
+def vip(lab, node, action, extra_env=None, timeout=30, **params) -> netns.Result:
+    node = lab.node(node)
+    t0 = time.monotonic()
+    p = node.exec([netns.cloudha_bin(), "vip", action], env=agent_env(lab, node, extra_env,
+                                                                        **params),
+                  timeout=timeout)
+    r = netns.Result(p, time.monotonic() - t0)
+    print(f"{node.name} vip {action} -> {r.rc} in {r.elapsed:.3f}s\n{p.stderr.strip()}")
+    return r
+
+
+def has_vip(node, dev="eth0") -> bool:
+    return f"inet {VIP}/" in node.exec(["ip", "-o", "addr", "show", "dev", dev]).stdout
+
+
+def ec2_calls(lab, since) -> list[str]:
+    return [c["action"] for c in lab.calls(since)]
+
+
+# ---------------------------------------------------------------- the address cycle
+
+
+def test_start_from_free_monitor_stop(lab):
+    n1 = lab.node(1)
+    assert vip(lab, 1, "monitor").rc == 7, "probe of an absent address"
+    t = time.monotonic()
+    r = vip(lab, 1, "start")
+    assert r.rc == 0, r
+    calls = ec2_calls(lab, t)
+    assert calls[0] == "AssignPrivateIpAddresses" and calls.count("AssignPrivateIpAddresses") == 1
+    assert "DescribeNetworkInterfaces" in calls, "start confirms with a read"
+    assert lab.owners(VIP) == [n1.eni_id]
+    assert has_vip(n1)
+    lab.sync()
+    assert lab.who_answers(VIP, PORT) == "node1"
+
+    # A recurring monitor at depth 0 makes no API call (checked at start, interval 60 s).
+    t = time.monotonic()
+    r = vip(lab, 1, "monitor", extra_env={"OCF_RESKEY_CRM_meta_interval": "10000"})
+    assert r.rc == 0, r
+    assert ec2_calls(lab, t) == []
+    # A probe and a depth-10 monitor ask EC2.
+    t = time.monotonic()
+    assert vip(lab, 1, "monitor").rc == 0
+    assert vip(lab, 1, "monitor", extra_env={"OCF_RESKEY_CRM_meta_interval": "10000",
+                                             "OCF_CHECK_LEVEL": "10"}).rc == 0
+    assert ec2_calls(lab, t) == ["DescribeNetworkInterfaces"] * 2
+    # cloud_check_interval=0: every recurring monitor asks.
+    t = time.monotonic()
+    assert vip(lab, 1, "monitor", cloud_check_interval=0,
+               extra_env={"OCF_RESKEY_CRM_meta_interval": "10000"}).rc == 0
+    assert ec2_calls(lab, t) == ["DescribeNetworkInterfaces"]
+
+    r = vip(lab, 1, "stop")
+    assert r.rc == 0, r
+    assert lab.owners(VIP) == [] and not has_vip(n1)
+    assert vip(lab, 1, "stop").rc == 0, "stop of a stopped resource"
+    assert vip(lab, 1, "monitor").rc == 7
+
+
+def test_start_takes_the_address_from_the_other_eni_and_the_loser_sees_7(lab):
+    n1, n2 = lab.node(1), lab.node(2)
+    assert vip(lab, 1, "start").rc == 0
+    lab.sync()
+    assert lab.who_answers(VIP, PORT) == "node1"
+    r = vip(lab, 2, "start")
+    assert r.rc == 0, r
+    assert lab.owners(VIP) == [n2.eni_id], "EC2 moves the address: exactly one ENI holds it"
+    lab.sync()
+    assert lab.who_answers(VIP, PORT) == "node2"
+    # node1 still has the OS address; its probe asks EC2 and says "not running here".
+    assert has_vip(n1)
+    r = vip(lab, 1, "monitor")
+    assert r.rc == 7, r
+    # node1's stop removes its OS address and leaves node2's address alone.
+    assert vip(lab, 1, "stop").rc == 0
+    assert lab.owners(VIP) == [n2.eni_id] and not has_vip(n1)
+    lab.sync()
+    assert lab.who_answers(VIP, PORT) == "node2"
+    assert vip(lab, 2, "monitor").rc == 0
+
+
+def test_start_when_already_ours_and_address_on_nobody(lab):
+    n1 = lab.node(1)
+    lab.assign(VIP, 1)
+    r = vip(lab, 1, "start")
+    assert r.rc == 0, r
+    assert lab.owners(VIP) == [n1.eni_id]
+    # Somebody unassigns it behind our back: traffic no longer reaches us: a failure (1).
+    lab.unassign(VIP, 1)
+    r = vip(lab, 1, "monitor")
+    assert r.rc == 1, r
+    assert any("not assigned to any interface" in x for x in r.reasons()), r.err
+
+
+def test_two_nodes_racing_to_start(lab):
+    """Both start at once: the last writer wins in EC2, exactly one ENI holds the address and
+    the loser's probe says 7."""
+    procs = []
+    for n in lab.nodes:
+        env = agent_env(lab, n)
+        procs.append(n.popen([netns.cloudha_bin(), "vip", "start"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    rcs = [p.wait(30) for p in procs]
+    assert rcs.count(0) >= 1, rcs
+    owners = lab.owners(VIP)
+    assert len(owners) == 1, owners
+    winner = next(n for n in lab.nodes if n.eni_id == owners[0])
+    loser = next(n for n in lab.nodes if n is not winner)
+    assert vip(lab, winner, "monitor").rc == 0
+    assert vip(lab, loser, "monitor").rc == 7
+
+
+def test_multi_eni_uses_the_eni_of_nic(lab):
+    n1 = lab.node(1)
+    eth1 = n1.enis[1]
+    r = vip(lab, 1, "start", nic="eth1")
+    assert r.rc == 0, r
+    assert lab.owners(VIP) == [eth1.id], "the ENI of eth1, not the primary"
+    assert has_vip(n1, "eth1") and not has_vip(n1, "eth0")
+    assert vip(lab, 1, "stop", nic="eth1").rc == 0
+    assert lab.owners(VIP) == []
+
+
+def test_elastic_ip_follows_and_is_left_alone_by_the_loser(lab):
+    alloc, public = lab.allocate_eip()
+    n1, n2 = lab.node(1), lab.node(2)
+    assert vip(lab, 1, "start", eip_allocation_id=alloc).rc == 0
+    assert lab.eip_target(alloc) == (n1.eni_id, VIP)
+    assert vip(lab, 2, "start", eip_allocation_id=alloc).rc == 0
+    assert lab.eip_target(alloc) == (n2.eni_id, VIP), f"{public} follows the address"
+    assert vip(lab, 1, "stop", eip_allocation_id=alloc).rc == 0
+    assert lab.eip_target(alloc) == (n2.eni_id, VIP), "node1's stop leaves node2's EIP"
+    # The EIP moved away by hand: node2's probe reports a failure, not "running".
+    lab.ec2.disassociate_address(
+        AssociationId=lab.ec2.describe_addresses(AllocationIds=[alloc])["Addresses"][0]
+        ["AssociationId"])
+    r = vip(lab, 2, "monitor", eip_allocation_id=alloc)
+    assert r.rc == 1 and any("not associated" in x for x in r.reasons()), r
+    assert vip(lab, 2, "start", eip_allocation_id=alloc).rc == 0
+    assert vip(lab, 2, "stop", eip_allocation_id=alloc).rc == 0
+    assert lab.eip_target(alloc) is None and lab.owners(VIP) == []
+
+
+def test_failover_sequence_leaves_exactly_one_holder(lab):
+    for i, node in enumerate([1, 2, 1, 2, 1]):
+        other = 2 if node == 1 else 1
+        if i:
+            assert vip(lab, other, "stop").rc == 0
+        assert vip(lab, node, "start").rc == 0
+        assert lab.owners(VIP) == [lab.node(node).eni_id]
+        lab.sync()
+        assert lab.who_answers(VIP, PORT) == f"node{node}"
+
+
+# ---------------------------------------------------------------- bad inputs, this node
+
+
+def test_wrong_nic_and_ip_outside_the_subnet(lab):
+    n1 = lab.node(1)
+    # An interface that is up but is not an ENI of this instance (unknown MAC in IMDS).
+    n1.exec(["ip", "link", "add", "x0", "type", "veth", "peer", "name", "x1"], check=True)
+    try:
+        n1.exec(["ip", "link", "set", "x1", "up"], check=True)
+        n1.exec(["ip", "link", "set", "x0", "up"], check=True)
+        n1.exec(["ip", "addr", "add", "192.168.77.1/24", "dev", "x0"], check=True)
+        t = time.monotonic()
+        r = vip(lab, 1, "start", ip="192.168.77.10", nic="x0")
+        assert r.rc == 2, r
+        assert any("not a network interface (ENI) of this instance" in x for x in r.reasons())
+        assert not [c for c in ec2_calls(lab, t) if not c.startswith("Describe")]
+        assert "192.168.77.10" not in n1.exec(["ip", "addr"]).stdout
+    finally:
+        n1.exec(["ip", "link", "del", "x0"])
+    t = time.monotonic()
+    r = vip(lab, 1, "start", ip="10.0.2.77", cidr_netmask=24)
+    assert r.rc == 2, r
+    assert any("outside subnet 10.0.1.0/24" in x for x in r.reasons()), r.err
+    assert ec2_calls(lab, t) == [], "refused before any EC2 call"
+    assert "10.0.2.77" not in n1.exec(["ip", "addr"]).stdout
+    # No such interface at all: 5, as for cloud=none.
+    assert vip(lab, 1, "start", nic="eth9").rc == 5
+
+
+def test_permission_denied_changes_nothing(lab):
+    n1 = lab.node(1)
+    lab.iam.deny("AssignPrivateIpAddresses")
+    r = vip(lab, 1, "start")
+    assert r.rc == 4, r
+    assert any("UnauthorizedOperation" in x and "AssignPrivateIpAddresses" in x
+               for x in r.reasons()), r.err
+    assert lab.owners(VIP) == [] and not has_vip(n1)
+    # A stop under the same denial still succeeds (nothing to release).
+    assert vip(lab, 1, "stop").rc == 0
+
+
+def test_preflight_report_and_missing_permissions(lab):
+    alloc, _ = lab.allocate_eip()
+    t = time.monotonic()
+    r = vip(lab, 1, "validate-all", eip_allocation_id=alloc,
+            extra_env={"OCF_CHECK_LEVEL": "10"})
+    assert r.rc == 0, r
+    print(r.out)
+    for needle in ("instance metadata (IMDSv2)", lab.node(1).eni_id, "subnet 10.0.1.0/24",
+                   "credentials valid, permissions granted", "not assigned to any interface",
+                   f"Elastic IP {alloc}: not associated"):
+        assert needle in r.out, (needle, r.out)
+    calls = lab.calls(t)
+    assert lab.owners(VIP) == [] and lab.eip_target(alloc) is None, "the pre-flight changed state"
+    assert {c["action"] for c in calls if c["dry_run"]} >= {
+        "DescribeNetworkInterfaces", "AssociateAddress", "DisassociateAddress"}
+    # The human form, with parameters as words.
+    n1 = lab.node(1)
+    p = n1.exec([netns.cloudha_bin(), "vip", "check", f"ip={VIP}", "nic=eth0", "cloud=aws",
+                 f"endpoint_url={lab.endpoint}"], env=agent_env(lab, n1))
+    assert p.returncode == 0 and "permissions granted" in p.stdout, p
+    # Missing permissions are all named, exit 4.
+    lab.iam.deny("AssignPrivateIpAddresses", "AssociateAddress")
+    r = vip(lab, 1, "validate-all", eip_allocation_id=alloc,
+            extra_env={"OCF_CHECK_LEVEL": "10"})
+    assert r.rc == 4, r
+    reason = " ".join(r.reasons())
+    assert "ec2:AssignPrivateIpAddresses" in reason and "ec2:AssociateAddress" in reason, reason
+    assert lab.owners(VIP) == []
+
+
+# ---------------------------------------------------------------- faults and deadlines
+
+
+@pytest.mark.parametrize("kind", ["throttle", "http500", "reset"])
+def test_persistent_fault_fails_start_with_1_and_never_6_or_7(lab, kind):
+    lab.faults.set(kind)
+    r = vip(lab, 1, "start")
+    assert r.rc == 1, r
+    assert r.elapsed < 20, "bounded by the action's timeout"
+    lab.faults.clear()
+    assert lab.owners(VIP) == []
+
+
+@pytest.mark.parametrize("kind", ["throttle", "http500", "reset"])
+def test_one_fault_is_retried(lab, kind):
+    lab.faults.set(kind, count=1)
+    r = vip(lab, 1, "start")
+    assert r.rc == 0, r
+    assert lab.owners(VIP) == [lab.node(1).eni_id]
+
+
+def test_answer_slower_than_the_deadline(lab):
+    lab.faults.set("slow", delay=30)
+    r = vip(lab, 1, "start", extra_env={"OCF_RESKEY_CRM_meta_timeout": "5000"})
+    assert r.rc == 1, r
+    assert r.elapsed < 5.0, f"must report before Pacemaker's 5 s timeout, took {r.elapsed:.2f}s"
+
+
+@pytest.mark.parametrize("kind", ["throttle", "http500", "reset", "slow"])
+def test_cloud_trouble_in_monitor_keeps_a_healthy_resource_running(lab, kind):
+    assert vip(lab, 1, "start").rc == 0
+    lab.faults.set(kind, delay=30 if kind == "slow" else None)
+    env = {"OCF_RESKEY_CRM_meta_timeout": "5000"}
+    r = vip(lab, 1, "monitor", extra_env=env)  # a probe: asks EC2
+    assert r.rc == 0, r
+    assert "cloud check skipped" in r.err
+    r = vip(lab, 1, "monitor", extra_env={**env, "OCF_CHECK_LEVEL": "10",
+                                          "OCF_RESKEY_CRM_meta_interval": "60000"})
+    assert r.rc == 0, r
+    lab.faults.clear()
+    assert vip(lab, 1, "stop").rc == 0
+
+
+def test_stop_during_an_outage_succeeds_and_removes_the_address(lab):
+    n1 = lab.node(1)
+    assert vip(lab, 1, "start").rc == 0
+    lab.faults.set("http500")
+    r = vip(lab, 1, "stop")
+    assert r.rc == 0, r
+    assert not has_vip(n1)
+    assert "not released in the cloud" in r.err
+
+
+# ---------------------------------------------------------------- metadata and credentials
+
+
+def test_imds_token_is_cached_0600_and_refetched_after_expiry(lab):
+    n1 = lab.node(1)
+    token = run_dir(lab, n1) / "imds-token"
+    token.unlink(missing_ok=True)
+    t = time.monotonic()
+    assert vip(lab, 1, "start").rc == 0
+    assert stat.S_IMODE(token.stat().st_mode) == 0o600
+    puts = lab.imds.count(n1, path="/latest/api/token", method="PUT", since=t)
+    assert vip(lab, 1, "monitor").rc == 0
+    assert vip(lab, 1, "monitor").rc == 0
+    after = lab.imds.count(n1, path="/latest/api/token", method="PUT", since=t)
+    # The SDK's credential provider fetches its own token per process; ours is reused.
+    ours_reused = after - puts <= 2
+    assert ours_reused, (puts, after)
+    old = token.read_text()
+    lab.imds.expire_tokens()
+    r = vip(lab, 1, "monitor")
+    assert r.rc == 0, r
+    assert token.read_text() != old, "a 401 fetched and stored a fresh token"
+
+
+def test_role_arn_assumes_the_role_through_sts(lab):
+    n1 = lab.node(1)
+    t = time.monotonic()
+    role = "arn:aws:iam::123456789012:role/cloudha-network"
+    r = vip(lab, 1, "start", role_arn=role, extra_env={"AWS_ENDPOINT_URL_STS": lab.endpoint})
+    assert r.rc == 0, r
+    calls = lab.calls(t)
+    assume = [c for c in calls if c["action"] == "AssumeRole"]
+    assert assume and assume[0]["key"] == n1.key, calls
+    ec2 = [c for c in calls if c["action"] == "AssignPrivateIpAddresses"]
+    assert ec2 and ec2[0]["key"] != n1.key, "EC2 calls are made with the assumed role"
+    assert vip(lab, 1, "stop", role_arn=role,
+               extra_env={"AWS_ENDPOINT_URL_STS": lab.endpoint}).rc == 0
+
+
+def test_profile_is_found_without_home(lab, tmp_path):
+    """Pacemaker may run agents without HOME: the profile files of the user's home directory
+    from the password database are used. The test gives root a private, empty /root (a tmpfs
+    in a private mount namespace) holding only .aws, so the host's /root is not touched."""
+    n1 = lab.node(1)
+    binary = lab.dir / "cloudha-copy"  # the build output lives under /root
+    if not binary.exists():
+        binary.write_bytes(Path(netns.cloudha_bin()).read_bytes())
+        binary.chmod(0o755)
+    env = agent_env(lab, n1, profile="cluster")
+    env.pop("HOME")
+    creds = f"[profile cluster]\\nregion = {lab.region}\\n"
+    keys = f"[cluster]\\naws_access_key_id = AKIAPROFILE\\naws_secret_access_key = x\\n"
+    script = (f"mount -t tmpfs none /root && mkdir /root/.aws && "
+              f"printf '{creds}' > /root/.aws/config && printf '{keys}' > /root/.aws/credentials"
+              f" && exec {' '.join(n1.wrap([str(binary), 'vip', 'start']))}")
+    t = time.monotonic()
+    p = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-ec", script],
+                       env=env, capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    keys_used = {c["key"] for c in lab.calls(t) if c["action"] == "AssignPrivateIpAddresses"}
+    assert keys_used == {"AKIAPROFILE"}, keys_used
+    assert vip(lab, 1, "stop").rc == 0
+
+
+def test_https_proxy_from_the_environment_is_used(lab):
+    """HTTP(S)_PROXY is honoured for the EC2 API (the lab endpoint is plain HTTP, so
+    HTTP_PROXY): a logging forward proxy on the node's loopback sees every EC2 request."""
+    n1 = lab.node(1)
+    log = lab.dir / "proxy.log"
+    log.unlink(missing_ok=True)
+    proxy = n1.popen([sys.executable, "-c", PROXY, "127.0.0.9", "3128", str(log)],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        netns.wait_for(lambda: n1.exec(["ss", "-Hltn", "sport = :3128"]).stdout.strip(), 10,
+                       "proxy listening")
+        r = vip(lab, 1, "start", extra_env={"HTTP_PROXY": "http://127.0.0.9:3128",
+                                            "NO_PROXY": "169.254.169.254"})
+        assert r.rc == 0, r
+        seen = log.read_text()
+        assert "AssignPrivateIpAddresses" in seen or lab.endpoint in seen, seen
+    finally:
+        proxy.kill()
+        proxy.wait()
+    assert vip(lab, 1, "stop").rc == 0
+
+
+# A forward proxy for absolute-URI HTTP requests: logs the request line and body, relays.
+PROXY = r"""
+import http.server, sys, urllib.request
+log = open(sys.argv[3], "a")
+class P(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        log.write(f"{self.command} {self.path} {body[:200]!r}\n"); log.flush()
+        req = urllib.request.Request(self.path, data=body, method=self.command,
+                                     headers={k: v for k, v in self.headers.items()
+                                              if k.lower() not in ("proxy-connection",)})
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            r = opener.open(req, timeout=10)
+            code, data, hdrs = r.status, r.read(), r.headers
+        except urllib.error.HTTPError as e:
+            code, data, hdrs = e.code, e.read(), e.headers
+        self.send_response(code)
+        for k, v in hdrs.items():
+            if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), P).serve_forever()
+"""
+
+
+def test_clusterware_check_codes_with_aws(lab):
+    """The same binary as an Oracle Clusterware ACTION_SCRIPT: start, check (ONLINE), the
+    address taken by node2 (UNPLANNED_OFFLINE: 1), stop, check (PLANNED_OFFLINE: 2)."""
+    n1 = lab.node(1)
+
+    def crs(node, action):
+        env = {k: v for k, v in agent_env(lab, lab.node(node)).items()
+               if not k.startswith("OCF_")}
+        env.update({"_CRS_NAME": "myrac02-vip.ec2", "_CRS_IP": VIP, "_CRS_CLOUD": "aws",
+                    "_CRS_NIC": "eth0", "_CRS_ENDPOINT_URL": lab.endpoint,
+                    # A check of a started resource is a recurring check: ask EC2 every time.
+                    "_CRS_CLOUD_CHECK_INTERVAL": "0", "_CRS_SCRIPT_TIMEOUT": "20"})
+        p = lab.node(node).exec([netns.cloudha_bin(), "vip", action], env=env, timeout=30)
+        print(f"crs {action} on node{node} -> {p.returncode}\n{p.stdout}{p.stderr}")
+        return p.returncode
+
+    assert crs(1, "start") == 0
+    assert crs(1, "check") == 0
+    assert vip(lab, 2, "start").rc == 0
+    assert crs(1, "check") == 1, "taken away while it should run here"
+    assert crs(1, "stop") == 0 and not has_vip(n1)
+    assert crs(1, "check") == 2
+    assert vip(lab, 2, "stop").rc == 0
