@@ -263,7 +263,8 @@ class Ec2Lab:
         self.vpc_cidr, self.subnet_cidr, self.client_cidr = vpc_cidr, subnet_cidr, client_cidr
         self.initial_dataplane_lag, self.initial_imds_lag = dataplane_lag, imds_lag
         self.tag = f"{netns.PREFIX}{os.getpid()}-{next(netns._counter)}"
-        self.dir = SCRATCH / f"{name}.{os.getpid()}"
+        # <name>-<n>.<owner pid>: unique per lab, the owner last (sweep_leftovers reads it).
+        self.dir = SCRATCH / f"{name}-{self.tag.rsplit('-', 1)[-1]}.{os.getpid()}"
         self.namespaces: list[str] = []
         self.procs: list[subprocess.Popen] = []
         self.server: subprocess.Popen | None = None
@@ -411,6 +412,22 @@ class Ec2Lab:
                                 e["PrivateIpAddress"], 1, "eth1"))
             self._instances[name] = {"instance_id": inst["InstanceId"], "enis": enis,
                                      "key": f"AKIALAB{name.upper()}"}
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """moto's first call of an action is slow (imports, templates): make them now so no
+        test or benchmark times them."""
+        ec2 = self.ec2
+        ec2.describe_instances()
+        ec2.describe_network_interfaces()
+        ec2.describe_addresses()
+        ec2.describe_route_tables()
+        ec2.describe_subnets()
+        eni = self._instances["node1"]["enis"][0].id
+        ip = self._addr(self.subnet_cidr, 254)
+        ec2.assign_private_ip_addresses(NetworkInterfaceId=eni, PrivateIpAddresses=[ip])
+        ec2.unassign_private_ip_addresses(NetworkInterfaceId=eni, PrivateIpAddresses=[ip])
+        self.client_for("sts").get_caller_identity()
 
     # -- the fabric (VPC router)
 

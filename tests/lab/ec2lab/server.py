@@ -110,10 +110,7 @@ def error_body(service: str | None, code: str, message: str) -> bytes:
 
 
 def respond(start_response, status: int, body: bytes, ctype: str = "text/xml") -> list[bytes]:
-    reasons = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
-               412: "Precondition Failed", 500: "Internal Server Error",
-               503: "Service Unavailable"}
-    start_response(f"{status} {reasons.get(status, 'Status')}",
+    start_response(status_line(status),
                    [("Content-Type", ctype), ("Content-Length", str(len(body)))])
     return [body]
 
@@ -652,9 +649,9 @@ class Cloud:
                          "subnet_id": eni.subnet.id, "subnet_cidr": eni.subnet.cidr_block,
                          "vpc_id": vpc.id, "vpc_cidr": vpc.cidr_block,
                          "groups": [g.id for g in eni.group_set]})
+        launched = inst.launch_time.replace(tzinfo=dt.timezone.utc).timestamp()  # naive UTC
         return {"az": inst._placement.zone, "ami": inst.image_id,
-                "type": inst.instance_type, "launched": inst.launch_time.replace(tzinfo=dt.timezone.utc).timestamp(),
-                "enis": enis}
+                "type": inst.instance_type, "launched": launched, "enis": enis}
 
     # -- nodes
 
