@@ -52,6 +52,9 @@ API (everything else is private)::
         n.machine             # the pcmk.Machine (Pacemaker form) or None
         n.exec(argv, env=None, timeout=60, check=False, input=None) -> CompletedProcess (text)
         n.popen(argv, env=None, **popen_kw) -> Popen          # killed by PID at close
+                              # env=None: the host's env minus AWS_*, OCF_*, HA_*, proxies
+                              # (the test process has AWS_EC2_METADATA_DISABLED=true, set by
+                              # client_for; a node must not inherit it)
         n.iproute(*args)      # `ip ARGS` in the node, raises on failure
         n.serve_name(port)    # TCP 0.0.0.0:port answers the node's name; returns listening
         n.poll(ip, port, every=0.05, timeout=0.2) -> pcmk.Poller (.stop(), .results())

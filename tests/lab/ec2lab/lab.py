@@ -99,9 +99,11 @@ class Host:
         return ["ip", "netns", "exec", self.ns] + list(argv)
 
     def exec(self, argv, env=None, timeout=60, check=False, input=None):
-        """Run argv in the namespace, wait; CompletedProcess with text output."""
+        """Run argv in the namespace, wait; CompletedProcess with text output. env=None: the
+        host's environment without AWS_*, OCF_*, HA_* and proxies (the test process has
+        AWS_EC2_METADATA_DISABLED=true; a node must not)."""
         p = subprocess.run(self.wrap(argv), capture_output=True, text=True, timeout=timeout,
-                           env=env, input=input)
+                           env=clean_env() if env is None else env, input=input)
         if check and p.returncode != 0:
             raise RuntimeError(f"[{self.name}] {' '.join(argv)} -> {p.returncode}\n"
                                f"{p.stdout}{p.stderr}")
@@ -110,7 +112,8 @@ class Host:
     def popen(self, argv, env=None, **kw) -> subprocess.Popen:
         """Start argv in the namespace; killed by PID when the lab closes."""
         kw.setdefault("stdin", subprocess.DEVNULL)
-        p = subprocess.Popen(self.wrap(argv), env=env, start_new_session=True, **kw)
+        p = subprocess.Popen(self.wrap(argv), env=clean_env() if env is None else env,
+                             start_new_session=True, **kw)
         self.lab.procs.append(p)
         return p
 
@@ -361,6 +364,8 @@ class Ec2Lab:
         """A host-side boto3 client (IMDS disabled, explicit endpoint). Default: straight to
         the control port as the lab (not counted, no faults, no IAM). url=lab.endpoint and a
         node's key make it an agent-like caller."""
+        # botocore reads this from the process environment only. Nodes never inherit it:
+        # Host.exec/popen and aws_env() strip AWS_* (pcmk.Lab's daemons must too).
         os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
         import boto3
         from botocore.config import Config
