@@ -519,8 +519,11 @@ class Lab:
         )
 
     def _start_pacemaker(self, n: Machine) -> None:
+        # Agents inherit this environment. The test process's own AWS settings (e.g. the
+        # EC2 lab disabling metadata for host-side clients) are not the nodes'.
+        base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env = dict(
-            os.environ,
+            base,
             PCMK_logfacility="none",
             PCMK_logfile="/var/log/pacemaker/pacemaker.log",
         )
