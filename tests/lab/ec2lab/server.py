@@ -366,6 +366,9 @@ def iso(epoch: float) -> str:
 
 class ImdsHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without TCP_NODELAY, Nagle holds the body until
+    # the client's delayed ACK (40 ms a request), which real IMDS never costs.
+    disable_nagle_algorithm = True
     server_version = "EC2ws"
     sys_version = ""
 
@@ -783,6 +786,8 @@ def serve(app, port: int = 0):
     from werkzeug.serving import WSGIRequestHandler, make_server
 
     class Quiet(WSGIRequestHandler):
+        disable_nagle_algorithm = True  # see ImdsHandler
+
         def log_request(self, *a, **kw):
             pass
 
