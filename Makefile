@@ -5,7 +5,7 @@ TRIPLE := x86_64-unknown-linux-gnu
 export CLOUDHA_BIN := $(CARGO_TARGET_DIR)/$(TRIPLE)/debug/cloudha
 CARGO ?= cargo
 
-.PHONY: deps build test lint unit lab demo packages test-packages bench-vxlan bench-vip
+.PHONY: deps build test lint unit lab demo packages test-packages bench-vxlan bench-vip bench-aws
 
 deps:
 	./scripts/install-deps.sh
@@ -48,3 +48,9 @@ bench-vxlan:
 bench-vip:
 	$(CARGO) build --release --locked
 	CLOUDHA_BIN=$(CARGO_TARGET_DIR)/$(TRIPLE)/release/cloudha python3 bench/vip.py
+
+# vip cloud=aws against resource-agents' awsvip (+ a local address step) on the EC2 lab:
+# wall, CPU, max RSS, EC2 calls per action and the outage of a planned move. Needs root.
+bench-aws: deps
+	$(CARGO) build --release --locked
+	CLOUDHA_BIN=$(CARGO_TARGET_DIR)/$(TRIPLE)/release/cloudha python3 bench/aws.py
