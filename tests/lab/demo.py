@@ -1,12 +1,18 @@
 #!/usr/bin/env python3
-"""`make demo`: a real two-node Pacemaker cluster moves a cloudha VIP when a node dies.
+"""`make demo`: a real two-node Pacemaker cluster on a local EC2 moves a cloudha VIP when a node
+dies.
 
-Brings up the lab (tests/lab/pcmk.py), creates vip1 (ocf:cloudha:vip, cloud=none) on node1,
-shows crm_mon, crashes node1 (SIGKILL of its PID 1), prints what a client polling the VIP every
-50 ms saw, and tears everything down. Needs root; CLOUDHA_BIN names the binary (the Makefile
-sets it). Exit status 1 when the VIP did not come back on node2.
+Brings up the EC2 lab (tests/lab/ec2lab: moto with fidelity fixes, IMDSv2 inside each node, a
+VPC fabric that delivers an address only to the ENI EC2 says holds it) with a two-node
+Corosync/Pacemaker cluster on it (tests/lab/pcmk.py), creates vip1 (ocf:cloudha:vip,
+cloud=aws) on node1, crashes node1 (SIGKILL of its PID 1), prints what a client in another
+subnet polling the VIP every 50 ms saw and which ENI EC2 says holds the address, and tears
+everything down. ``--l2`` runs the same failover on a plain L2 network (cloud=none) instead.
+Needs root; CLOUDHA_BIN names the binary (the Makefile sets it). Exit status 1 when the VIP
+did not come back on node2.
 """
 
+import argparse
 import sys
 import time
 
@@ -18,22 +24,11 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def main() -> int:
-    t0 = time.monotonic()
-    say("== bringing up 2 Pacemaker nodes + a client in namespaces (10.77.0.0/24)")
-    with pcmk.Lab(nodes=2, agents=("vip",), name="demo") as lab:
-        say(f"   cluster up in {lab.up_seconds:.1f}s: node1 10.77.0.11, node2 10.77.0.12, "
-            f"client 10.77.0.250")
-        say(f"== creating vip1 = {failover.AGENT} ip={failover.VIP}/24, preferring node1; a "
-            f"hostname server on :{failover.PORT} on each node; the client polls the VIP every "
-            f"50 ms (200 ms timeout)")
-        out = failover.run(lab, log=lambda s: say("   " + s.replace("\n", "\n   ")))
-        say("== after the crash, crm_mon -1rf on node2:")
-        say("   " + lab.crm_mon(on="node2", args=("-1rf",)).replace("\n", "\n   "))
-        failures = failover.vip1_failures(lab.status(on="node2"))
-        say("== timeline (seconds relative to the crash)")
-        say(out.timeline())
-        say("== teardown")
+def indent(text: str) -> str:
+    return "   " + text.replace("\n", "\n   ")
+
+
+def report(t0: float, out, failures) -> int:
     say()
     ok = out.outage is not None and not failures
     if out.outage is not None:
@@ -46,6 +41,65 @@ def main() -> int:
         say(f"RESULT: FAILED - failed actions for vip1: {failures}")
     say(f"(whole demo: {time.monotonic() - t0:.1f}s)")
     return 0 if ok else 1
+
+
+def aws_demo(t0: float) -> int:
+    from ec2lab import Ec2Lab
+
+    vip = "10.0.1.100"
+    say("== bringing up a local EC2 (VPC 10.0.0.0/16) and 2 Pacemaker nodes on it, a client in "
+        "subnet 10.0.2.0/24")
+    with Ec2Lab(nodes=2, name="demo", pacemaker=True, agents=("vip",)) as lab:
+        n1, n2 = lab.node(1), lab.node(2)
+        say(f"   up in {lab.up_seconds:.1f}s: node1 {n1.ip} ({n1.instance_id}, {n1.eni_id}), "
+            f"node2 {n2.ip} ({n2.instance_id}, {n2.eni_id}), client {lab.client_ip}")
+        params = {"ip": vip, "cidr_netmask": "24", "nic": "eth0", "cloud": "aws",
+                  "endpoint_url": lab.endpoint}
+        say(f"== creating vip1 = {failover.AGENT} ip={vip} cloud=aws, preferring node1; a "
+            f"hostname server on :{failover.PORT} on each node; the client polls the VIP every "
+            f"50 ms (200 ms timeout)")
+        say("== pre-flight on node2 (cloudha vip check):")
+        check = n2.exec([str(lab.cluster.bin), "vip", "check", f"ip={vip}", "nic=eth0",
+                         "cloud=aws", f"endpoint_url={lab.endpoint}"])
+        say(indent((check.stdout + check.stderr).strip()))
+        out = failover.run(lab.cluster, log=lambda s: say(indent(s)), vip=vip, params=params)
+        say(f"== EC2 after the crash: {vip} is held by {lab.owners(vip)} "
+            f"(node2's ENI is {n2.eni_id})")
+        say("== crm_mon -1rf on node2:")
+        say(indent(lab.cluster.crm_mon(on="node2", args=("-1rf",))))
+        failures = failover.vip1_failures(lab.cluster.status(on="node2"))
+        if lab.owners(vip) != [n2.eni_id]:
+            failures.append({"ec2": f"{vip} held by {lab.owners(vip)}"})
+        say("== timeline (seconds relative to the crash)")
+        say(out.timeline())
+        say("== teardown")
+    return report(t0, out, failures)
+
+
+def l2_demo(t0: float) -> int:
+    say("== bringing up 2 Pacemaker nodes + a client in namespaces (10.77.0.0/24)")
+    with pcmk.Lab(nodes=2, agents=("vip",), name="demo") as lab:
+        say(f"   cluster up in {lab.up_seconds:.1f}s: node1 10.77.0.11, node2 10.77.0.12, "
+            f"client 10.77.0.250")
+        say(f"== creating vip1 = {failover.AGENT} ip={failover.VIP}/24 cloud=none, preferring "
+            f"node1; a hostname server on :{failover.PORT} on each node; the client polls the "
+            f"VIP every 50 ms (200 ms timeout)")
+        out = failover.run(lab, log=lambda s: say(indent(s)))
+        say("== after the crash, crm_mon -1rf on node2:")
+        say(indent(lab.crm_mon(on="node2", args=("-1rf",))))
+        failures = failover.vip1_failures(lab.status(on="node2"))
+        say("== timeline (seconds relative to the crash)")
+        say(out.timeline())
+        say("== teardown")
+    return report(t0, out, failures)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--l2", action="store_true", help="plain L2 network, cloud=none")
+    args = ap.parse_args()
+    t0 = time.monotonic()
+    return l2_demo(t0) if args.l2 else aws_demo(t0)
 
 
 if __name__ == "__main__":
