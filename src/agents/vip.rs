@@ -796,27 +796,36 @@ mod tests {
         a.stop(&cx).unwrap();
     }
 
-    /// Run `f` with the fake cloud, a run directory and the given probe/level.
-    fn with_cloud_ctx<T>(
-        host: &FakeHost,
-        cloud: &FakeCloud,
-        probe: bool,
-        run: &std::path::Path,
-        f: impl FnOnce(&Ctx) -> T,
-    ) -> T {
-        let paths = Paths {
-            dmi_dir: "/nonexistent".into(),
-            run_dir: run.into(),
-        };
-        let cx = Ctx {
-            host,
-            paths: &paths,
-            check_level: 0,
-            probe,
-            deadline: Instant::now() + Duration::from_secs(5),
-            cloud: Some(cloud),
-        };
-        f(&cx)
+    /// A node on a fake cloud: the LAN host, the cloud and a run directory of its own.
+    struct Rig {
+        host: FakeHost,
+        cloud: FakeCloud,
+        run: tempfile::TempDir,
+    }
+
+    impl Rig {
+        fn new(cloud: FakeCloud) -> Self {
+            Rig {
+                host: lan(),
+                cloud,
+                run: tempfile::tempdir().unwrap(),
+            }
+        }
+        /// Run `f` as a probe (`probe`) or a recurring depth-0 monitor would be run.
+        fn ctx<T>(&self, probe: bool, f: impl FnOnce(&Ctx) -> T) -> T {
+            let paths = Paths {
+                dmi_dir: "/nonexistent".into(),
+                run_dir: self.run.path().into(),
+            };
+            f(&Ctx {
+                host: &self.host,
+                paths: &paths,
+                check_level: 0,
+                probe,
+                deadline: Instant::now() + Duration::from_secs(5),
+                cloud: Some(&self.cloud),
+            })
+        }
     }
 
     fn aws(pairs: &[(&str, &str)]) -> Box<dyn Agent> {
@@ -827,11 +836,10 @@ mod tests {
 
     #[test]
     fn cloud_start_claims_configures_and_confirms() {
-        let host = lan();
-        let cloud = FakeCloud::default().held_by("10.0.0.200", "other-eni");
-        let run = tempfile::tempdir().unwrap();
+        let rig = Rig::new(FakeCloud::default().held_by("10.0.0.200", "other-eni"));
+        let (host, cloud) = (&rig.host, &rig.cloud);
         let a = aws(&[]);
-        with_cloud_ctx(&host, &cloud, false, run.path(), |cx| {
+        rig.ctx(false, |cx| {
             a.start(cx).unwrap();
             assert!(host.has(2, "10.0.0.200"));
             assert_eq!(cloud.holder("10.0.0.200").as_deref(), Some("eth0"));
@@ -842,24 +850,23 @@ mod tests {
 
     #[test]
     fn recurring_monitor_asks_the_cloud_only_when_due() {
-        let host = lan();
-        let cloud = FakeCloud::default();
-        let run = tempfile::tempdir().unwrap();
+        let rig = Rig::new(FakeCloud::default());
+        let cloud = &rig.cloud;
         let a = aws(&[]);
-        with_cloud_ctx(&host, &cloud, false, run.path(), |cx| a.start(cx).unwrap());
+        rig.ctx(false, |cx| a.start(cx).unwrap());
         cloud.calls.borrow_mut().clear();
-        with_cloud_ctx(&host, &cloud, false, run.path(), |cx| {
+        rig.ctx(false, |cx| {
             assert_eq!(a.monitor(cx).unwrap(), Health::Running);
         });
         assert!(cloud.calls.borrow().is_empty(), "depth 0, checked at start");
-        with_cloud_ctx(&host, &cloud, true, run.path(), |cx| {
+        rig.ctx(true, |cx| {
             assert_eq!(a.monitor(cx).unwrap(), Health::Running);
         });
         assert_eq!(*cloud.calls.borrow(), ["owner"], "a probe always asks");
         // cloud_check_interval=0: every monitor asks.
         let every = aws(&[("cloud_check_interval", "0")]);
         cloud.calls.borrow_mut().clear();
-        with_cloud_ctx(&host, &cloud, false, run.path(), |cx| {
+        rig.ctx(false, |cx| {
             every.monitor(cx).unwrap();
         });
         assert_eq!(*cloud.calls.borrow(), ["owner"]);
@@ -867,11 +874,10 @@ mod tests {
 
     #[test]
     fn another_holder_is_not_running_nobody_is_a_failure() {
-        let host = lan();
-        let cloud = FakeCloud::default();
-        let run = tempfile::tempdir().unwrap();
+        let rig = Rig::new(FakeCloud::default());
+        let cloud = &rig.cloud;
         let a = aws(&[]);
-        with_cloud_ctx(&host, &cloud, true, run.path(), |cx| {
+        rig.ctx(true, |cx| {
             a.start(cx).unwrap();
             cloud
                 .holders
@@ -887,11 +893,10 @@ mod tests {
 
     #[test]
     fn cloud_outage_never_stops_a_healthy_resource() {
-        let host = lan();
-        let cloud = FakeCloud::default();
-        let run = tempfile::tempdir().unwrap();
+        let rig = Rig::new(FakeCloud::default());
+        let (host, cloud) = (&rig.host, &rig.cloud);
         let a = aws(&[]);
-        with_cloud_ctx(&host, &cloud, true, run.path(), |cx| {
+        rig.ctx(true, |cx| {
             a.start(cx).unwrap();
             cloud.fail(Error::transient("RequestLimitExceeded"), 1);
             assert_eq!(a.monitor(cx).unwrap(), Health::Running);
@@ -907,22 +912,20 @@ mod tests {
 
     #[test]
     fn stop_never_releases_another_nodes_address() {
-        let host = lan();
-        let cloud = FakeCloud::default().held_by("10.0.0.200", "eni-b");
-        let run = tempfile::tempdir().unwrap();
+        let rig = Rig::new(FakeCloud::default().held_by("10.0.0.200", "eni-b"));
+        let cloud = &rig.cloud;
         let a = aws(&[]);
-        with_cloud_ctx(&host, &cloud, false, run.path(), |cx| a.stop(cx).unwrap());
+        rig.ctx(false, |cx| a.stop(cx).unwrap());
         assert_eq!(cloud.holder("10.0.0.200").as_deref(), Some("eni-b"));
     }
 
     #[test]
     fn failed_claim_changes_nothing_on_the_host() {
-        let host = lan();
-        let cloud = FakeCloud::default();
-        let run = tempfile::tempdir().unwrap();
+        let rig = Rig::new(FakeCloud::default());
+        let (host, cloud) = (&rig.host, &rig.cloud);
         let a = aws(&[]);
         cloud.fail(Error::permission("UnauthorizedOperation"), 1);
-        with_cloud_ctx(&host, &cloud, false, run.path(), |cx| {
+        rig.ctx(false, |cx| {
             assert_eq!(a.start(cx).unwrap_err().kind, Kind::Permission);
         });
         assert!(!host.has(2, "10.0.0.200"));

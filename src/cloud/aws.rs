@@ -253,30 +253,38 @@ impl Aws {
         })
     }
 
-    /// One permission probe for the pre-flight: Ok(true) allowed, Ok(false) denied.
-    fn allowed<T, E>(
+    /// One permission probe for the pre-flight: a call that cannot change anything (DryRun,
+    /// or no address at all); a denial adds `ec2:<action>` to `denied`.
+    fn probe<T, E, F>(
         &self,
+        denied: &mut Vec<String>,
         action: &str,
-        r: std::result::Result<T, SdkError<E, Resp>>,
-    ) -> Result<bool>
+        call: impl FnOnce() -> F,
+    ) -> Result<()>
     where
+        F: Future<Output = std::result::Result<T, SdkError<E, Resp>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        match r {
-            Ok(_) => Ok(true),
+        let answer = self.run(action, async { Ok(call().await) })?;
+        let allowed = match answer {
+            Ok(_) => true,
             Err(e) => match e.code() {
-                Some("DryRunOperation") => Ok(true),
-                Some("UnauthorizedOperation" | "AccessDenied") => Ok(false),
+                Some("DryRunOperation") => true,
+                Some("UnauthorizedOperation" | "AccessDenied") => false,
                 // Authorised, then refused on the deliberately empty parameters.
                 Some(
                     "MissingParameter"
                     | "InvalidParameterValue"
                     | "InvalidParameterCombination"
                     | "InvalidAssociationID.NotFound",
-                ) => Ok(true),
-                _ => Err(sdk_error(action, e)),
+                ) => true,
+                _ => return Err(sdk_error(action, e)),
             },
+        };
+        if !allowed {
+            denied.push(format!("ec2:{action}"));
         }
+        Ok(())
     }
 }
 
@@ -456,77 +464,46 @@ impl Cloud for Aws {
         // parameters, so a request with no address is refused as UnauthorizedOperation
         // without the permission and as MissingParameter with it, changing nothing.
         let mut denied = Vec::new();
-        let mut check = |action: &str, ok: Result<bool>| -> Result<()> {
-            if !ok? {
-                denied.push(action.to_string());
-            }
-            Ok(())
-        };
-        let r = self.rt.block_on(async {
+        let id = eni.id.as_str();
+        let d = &mut denied;
+        self.probe(d, "DescribeNetworkInterfaces", || {
             ec2.describe_network_interfaces()
-                .network_interface_ids(&eni.id)
+                .network_interface_ids(id)
                 .dry_run(true)
                 .send()
-                .await
-        });
-        check(
-            "ec2:DescribeNetworkInterfaces",
-            self.allowed("DescribeNetworkInterfaces", r),
-        )?;
-        let r = self.rt.block_on(async {
+        })?;
+        self.probe(d, "AssignPrivateIpAddresses", || {
             ec2.assign_private_ip_addresses()
-                .network_interface_id(&eni.id)
+                .network_interface_id(id)
                 .send()
-                .await
-        });
-        check(
-            "ec2:AssignPrivateIpAddresses",
-            self.allowed("AssignPrivateIpAddresses", r),
-        )?;
-        let r = self.rt.block_on(async {
+        })?;
+        self.probe(d, "UnassignPrivateIpAddresses", || {
             ec2.unassign_private_ip_addresses()
-                .network_interface_id(&eni.id)
+                .network_interface_id(id)
                 .send()
-                .await
-        });
-        check(
-            "ec2:UnassignPrivateIpAddresses",
-            self.allowed("UnassignPrivateIpAddresses", r),
-        )?;
+        })?;
         if let Some(alloc) = &self.opts.eip_allocation_id {
-            let r = self.rt.block_on(async {
+            self.probe(d, "DescribeAddresses", || {
                 ec2.describe_addresses()
                     .allocation_ids(alloc)
                     .dry_run(true)
                     .send()
-                    .await
-            });
-            check(
-                "ec2:DescribeAddresses",
-                self.allowed("DescribeAddresses", r),
-            )?;
-            let r = self.rt.block_on(async {
+            })?;
+            self.probe(d, "AssociateAddress", || {
                 ec2.associate_address()
                     .allocation_id(alloc)
-                    .network_interface_id(&eni.id)
+                    .network_interface_id(id)
                     .private_ip_address(v4.to_string())
                     .allow_reassociation(true)
                     .dry_run(true)
                     .send()
-                    .await
-            });
-            check("ec2:AssociateAddress", self.allowed("AssociateAddress", r))?;
-            let r = self.rt.block_on(async {
+            })?;
+            self.probe(d, "DisassociateAddress", || {
                 ec2.disassociate_address()
                     .association_id("eipassoc-00000000000000000")
                     .dry_run(true)
                     .send()
-                    .await
-            });
-            check(
-                "ec2:DisassociateAddress",
-                self.allowed("DisassociateAddress", r),
-            )?;
+            })?;
         }
         if !denied.is_empty() {
             return Err(Error::permission(format!(
