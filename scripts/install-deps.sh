@@ -34,3 +34,10 @@ PY
     || pip_install 'moto[server,ec2]>=5.2,<5.3'
 python3 -c 'import boto3' 2>/dev/null || pip_install boto3
 has_version awscli 1.29 2 || pip_install 'awscli>=1.29,<2'
+# The OCI lab (tests/lab/ocilab): Oracle's Python SDK (PyPI oci: the reference signer and an
+# independent client of the stand-in) in the system Python, and oci-cli for resource-agents'
+# ocivip in a venv of its own (as Oracle's installer does; its pins would move boto's deps).
+python3 -c 'import oci' 2>/dev/null || pip_install 'oci>=2.100,<3'
+[ -x /opt/oci-cli/bin/oci ] || {
+    python3 -m venv /opt/oci-cli && /opt/oci-cli/bin/pip install -q 'oci-cli>=3.40,<4'
+}
