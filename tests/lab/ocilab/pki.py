@@ -276,8 +276,9 @@ def sign_request(method: str, target: str, headers: dict, body: bytes, key, key_
         h.setdefault("x-content-sha256", body_sha256(body))
     s = signing_string(method, target, names, h.get)
     sig = base64.b64encode(sign(key, s.encode())).decode()
-    h["authorization"] = (f'Signature version="1",keyId="{key_id}",algorithm="rsa-sha256",'
-                          f'headers="{" ".join(names)}",signature="{sig}"')
+    # The parameter order of Oracle's SDK (so both give the same bytes).
+    h["authorization"] = (f'Signature algorithm="rsa-sha256",headers="{" ".join(names)}",'
+                          f'keyId="{key_id}",signature="{sig}",version="1"')
     return h
 
 

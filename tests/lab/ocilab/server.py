@@ -20,6 +20,7 @@ import datetime as dt
 import email.utils
 import ipaddress
 import json
+import math
 import os
 import re
 import secrets
@@ -562,7 +563,8 @@ def federate(cloud: Cloud, req: Req) -> tuple[int, object, dict]:
         claims = {"sub": inst["id"], "opc-instance": inst["id"],
                   "opc-compartment": cloud.compartment, "opc-tenant": cloud.tenancy,
                   "ptype": "instance", "iss": "authService.oracle.com", "aud": "oci",
-                  "iat": int(now), "exp": int(now + cloud.token_lifetime), "jti": jti,
+                  "iat": int(now), "exp": int(now) + math.ceil(cloud.token_lifetime),
+                  "jti": jti,
                   "jwk": pki.jwk(session)}
         cloud.tokens[jti] = {"principal": inst["id"], "node": inst["name"], "iat": claims["iat"],
                              "exp": claims["exp"], "revoked": False}
