@@ -230,18 +230,19 @@ fn validate_level_0_does_not_touch_the_host() {
 }
 
 #[test]
-fn auto_cloud_on_a_cloud_is_refused_on_this_node() {
+fn auto_cloud_on_a_cloud_uses_its_provider() {
+    // DMI says EC2: cloud=auto is the AWS provider, which needs instance metadata (disabled
+    // here, so no test ever reaches a metadata service) and says so before changing anything.
     let dmi = tempfile::tempdir().unwrap();
-    std::fs::write(dmi.path().join("chassis_asset_tag"), "OracleCloud.com\n").unwrap();
-    ocf(&[("ip", "10.200.0.5")])
+    std::fs::write(dmi.path().join("sys_vendor"), "Amazon EC2\n").unwrap();
+    ocf(&[("ip", "10.200.0.5"), ("nic", "lo")])
         .env("CLOUDHA_DMI_DIR", dmi.path())
         .args(["vip", "start"])
         .assert()
         .code(5)
-        .stderr(
-            predicate::str::contains("ocf-exit-reason:cloud=auto: DMI data")
-                .and(predicate::str::contains("Oracle Cloud Infrastructure")),
-        );
+        .stderr(predicate::str::contains(
+            "ocf-exit-reason:instance metadata is disabled (AWS_EC2_METADATA_DISABLED=true)",
+        ));
 }
 
 #[test]

@@ -10,8 +10,9 @@ use std::time::Instant;
 pub mod aws;
 pub mod fake;
 pub mod imds;
+pub mod oci;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::host::Link;
 
 /// Which cloud a node runs on.
@@ -86,6 +87,14 @@ pub struct Options {
     pub role_arn: Option<String>,
     pub endpoint_url: Option<String>,
     pub eip_allocation_id: Option<String>,
+    /// OCI: instance_principal (default) or api_key.
+    pub oci_auth: Option<String>,
+    /// OCI: the config file of api_key authentication.
+    pub config_file: Option<String>,
+    /// OCI: the federation endpoint of instance principals.
+    pub auth_endpoint_url: Option<String>,
+    /// OCI: delete the private IP at stop (when this VNIC still holds it).
+    pub delete_on_stop: bool,
 }
 
 /// The cloud operations the vip agent needs. Every call is bounded by the action's deadline.
@@ -129,8 +138,7 @@ impl Cloud for NoCloud {
     }
 }
 
-/// The provider for a cloud. OCI is not in this build yet: say so plainly rather than
-/// configure an address nobody outside this node could reach.
+/// The provider for a cloud.
 pub fn provider(
     kind: CloudKind,
     opts: &Options,
@@ -140,10 +148,7 @@ pub fn provider(
     match kind {
         CloudKind::None => Ok(Box::new(NoCloud)),
         CloudKind::Aws => Ok(Box::new(aws::Aws::new(opts, run_dir, deadline)?)),
-        other => Err(Error::not_installed(format!(
-            "this build of cloudha cannot move addresses on {} yet",
-            other.describe()
-        ))),
+        CloudKind::Oci => Ok(Box::new(oci::Oci::new(opts, run_dir, deadline)?)),
     }
 }
 

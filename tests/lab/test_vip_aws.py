@@ -274,6 +274,16 @@ def test_permission_denied_changes_nothing(lab):
     assert lab.owners(VIP) == [] and not has_vip(n1)
     # A stop under the same denial still succeeds (nothing to release).
     assert vip(lab, 1, "stop").rc == 0
+    # A running address whose checks are denied later stays up: the data path does not need
+    # the API; the denial is logged as an error for the admin.
+    lab.iam.allow_all()
+    assert vip(lab, 1, "start").rc == 0
+    lab.iam.deny("DescribeNetworkInterfaces")
+    r = vip(lab, 1, "monitor")
+    assert r.rc == 0, r
+    assert "ERROR: cloud check failed" in r.err and "UnauthorizedOperation" in r.err, r.err
+    lab.iam.allow_all()
+    assert vip(lab, 1, "stop").rc == 0
 
 
 def test_preflight_report_and_missing_permissions(lab):
