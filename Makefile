@@ -11,7 +11,7 @@ deps:
 	./scripts/install-deps.sh
 
 build:
-	$(CARGO) build --locked
+	$(CARGO) build --locked --bins --examples
 
 lint:
 	$(CARGO) fmt --check

@@ -22,7 +22,7 @@ use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 use super::imds::Imds;
-use super::{Cloud, CloudKind, Options, Owner};
+use super::{Cloud, CloudKind, Options, Owner, mac_string, parse_cidr4};
 use crate::error::{Error, Kind, Result};
 use crate::host::Link;
 
@@ -586,18 +586,6 @@ fn session_name() -> String {
 
 fn filter(name: &str, value: &str) -> Filter {
     Filter::builder().name(name).values(value).build()
-}
-
-fn mac_string(mac: &[u8]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-fn parse_cidr4(s: &str) -> Option<(Ipv4Addr, u8)> {
-    let (net, len) = s.split_once('/')?;
-    Some((net.parse().ok()?, len.parse().ok().filter(|l| *l <= 32)?))
 }
 
 /// Classify an SDK failure: the kind decides the exit code, so throttling and outages must

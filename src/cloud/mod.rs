@@ -33,6 +33,20 @@ impl CloudKind {
     }
 }
 
+/// A MAC as clouds' metadata services print it (lower case; compare case-insensitively).
+pub(crate) fn mac_string(mac: &[u8]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// An IPv4 CIDR such as metadata gives for a subnet.
+pub(crate) fn parse_cidr4(s: &str) -> Option<(std::net::Ipv4Addr, u8)> {
+    let (net, len) = s.split_once('/')?;
+    Some((net.parse().ok()?, len.parse().ok().filter(|l| *l <= 32)?))
+}
+
 /// Recognise the cloud from DMI data, which both clouds fill in on every instance shape:
 /// EC2 (Xen and Nitro) puts "Amazon EC2" in sys_vendor or an `i-…` board asset tag; OCI puts
 /// "OracleCloud.com" in the chassis asset tag.

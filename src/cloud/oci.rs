@@ -30,7 +30,7 @@ use rsa::signature::{SignatureEncoding, Signer as _};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{Cloud, CloudKind, Options, Owner};
+use super::{Cloud, CloudKind, Options, Owner, mac_string, parse_cidr4};
 use crate::error::{Error, Kind, Result};
 use crate::host::Link;
 
@@ -100,8 +100,9 @@ impl Signer {
             .map(|(k, _)| k.as_str())
             .collect::<Vec<_>>()
             .join(" ");
+        // The parameter order of Oracle's own SDKs, so the header compares byte for byte.
         let auth = format!(
-            "Signature version=\"1\",headers=\"{names}\",keyId=\"{}\",algorithm=\"rsa-sha256\",signature=\"{signature}\"",
+            "Signature algorithm=\"rsa-sha256\",headers=\"{names}\",keyId=\"{}\",signature=\"{signature}\",version=\"1\"",
             self.key_id
         );
         let mut out: Vec<(String, String)> = signed
@@ -111,6 +112,21 @@ impl Signer {
         out.push(("authorization".into(), auth));
         out
     }
+}
+
+/// Sign one request as the agent would: the headers to send (`date`, `host`, body headers,
+/// `authorization`). For cross-checks against Oracle's SDK on the same request, key and date.
+pub fn signed_headers(
+    key_pem: &str,
+    key_id: &str,
+    method: &str,
+    url: &str,
+    body: Option<&[u8]>,
+    date: &str,
+) -> std::result::Result<Vec<(String, String)>, String> {
+    let key = parse_key(key_pem)?;
+    let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+    Ok(Signer::new(key_id.to_string(), key, false).headers(method, &uri, body, date))
 }
 
 /// What metadata tells about the VNIC behind one MAC.
@@ -375,9 +391,13 @@ impl Oci {
             return Ok(Signer::new(format!("ST${token}"), key, true));
         }
         let (region, domain) = self.region()?;
-        let auth_base = match &self.opts.auth_endpoint_url {
-            Some(u) => u.trim_end_matches('/').to_string(),
-            None => format!("https://auth.{region}.{domain}"),
+        // Oracle's SDKs take the full URL (…/v1/x509); a bare host is accepted too.
+        let url = match &self.opts.auth_endpoint_url {
+            Some(u) if u.trim_end_matches('/').ends_with("/v1/x509") => {
+                u.trim_end_matches('/').to_string()
+            }
+            Some(u) => format!("{}/v1/x509", u.trim_end_matches('/')),
+            None => format!("https://auth.{region}.{domain}/v1/x509"),
         };
         let (token, key) = self.run("instance principal federation", async {
             let cert = self.metadata("identity/cert.pem").await?;
@@ -401,7 +421,6 @@ impl Oci {
             .to_string()
             .into_bytes();
             let signer = Signer::new(format!("{tenancy}/fed-x509/{fingerprint}"), leaf_key, false);
-            let url = format!("{auth_base}/v1/x509");
             let (status, headers, answer) = self.signed(&signer, "POST", &url, Some(body)).await?;
             if status != 200 {
                 return Err(api_error(
@@ -535,6 +554,18 @@ impl Oci {
         if let Some(s) = self.subnet_ids.borrow().get(&vnic.id) {
             return Ok(s.clone());
         }
+        // A VNIC never changes subnet: remembered across calls, so probes cost one request.
+        let cache = self.run_dir.join("oci-vnic-subnets");
+        let known = std::fs::read_to_string(&cache).unwrap_or_default();
+        if let Some(subnet) = known
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{} ", vnic.id)).map(str::to_string))
+        {
+            self.subnet_ids
+                .borrow_mut()
+                .insert(vnic.id.clone(), subnet.clone());
+            return Ok(subnet);
+        }
         let v = self.api("GetVnic", "GET", &format!("vnics/{}", vnic.id), None)?;
         let subnet = v["subnetId"]
             .as_str()
@@ -543,6 +574,12 @@ impl Oci {
         self.subnet_ids
             .borrow_mut()
             .insert(vnic.id.clone(), subnet.clone());
+        let line = format!("{known}{} {subnet}\n", vnic.id);
+        if let Err(e) =
+            std::fs::create_dir_all(&self.run_dir).and_then(|_| std::fs::write(&cache, line))
+        {
+            tracing::debug!("cannot remember the subnet in {}: {e}", cache.display());
+        }
         Ok(subnet)
     }
 
@@ -752,9 +789,7 @@ impl Cloud for Oci {
                 412 => report.push("UpdatePrivateIp: allowed (probed with a stale ETag)".into()),
                 404 | 401 => {
                     return Err(Error::permission(format!(
-                        "this node may not update private IPs (UpdatePrivateIp probe: {}); \
-                         the policy needs: allow dynamic-group <nodes> to use \
-                         virtual-network-family in compartment <compartment>",
+                        "this node may not update private IPs: {}",
                         api_error("UpdatePrivateIp", status, &h, &bytes).message
                     )));
                 }
@@ -796,6 +831,10 @@ fn api_error(op: &str, status: u16, headers: &http::HeaderMap, body: &[u8]) -> E
                 })
                 .filter(|d| d.as_secs() >= 60);
             match skew {
+                None if msg.contains("clock skew") => Error::permission(format!(
+                    "{what} (this node's clock is off: OCI refuses signatures more than 5 \
+                     minutes off: fix NTP/chrony)"
+                )),
                 Some(d) => Error::permission(format!(
                     "{what} (this node's clock differs from OCI's by {} s; OCI refuses \
                      signatures more than 5 minutes off: fix NTP/chrony)",
@@ -948,18 +987,6 @@ fn parse_session(text: &str) -> Option<(String, RsaPrivateKey)> {
     Some((token.to_string(), parse_key(pem).ok()?))
 }
 
-fn mac_string(mac: &[u8]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-fn parse_cidr4(s: &str) -> Option<(Ipv4Addr, u8)> {
-    let (net, len) = s.split_once('/')?;
-    Some((net.parse().ok()?, len.parse().ok().filter(|l| *l <= 32)?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -996,8 +1023,8 @@ mod tests {
         let sig = auth
             .split("signature=\"")
             .nth(1)
-            .unwrap()
-            .trim_end_matches('"');
+            .and_then(|r| r.split('"').next())
+            .unwrap();
         let text = "date: Thu, 05 Jan 2014 21:31:40 GMT\n(request-target): get \
                     /20160918/vnics/x?a=b\nhost: iaas.eu-frankfurt-1.oraclecloud.com";
         use rsa::signature::Verifier;
