@@ -5,7 +5,7 @@ TRIPLE := x86_64-unknown-linux-gnu
 export CLOUDHA_BIN := $(CARGO_TARGET_DIR)/$(TRIPLE)/debug/cloudha
 CARGO ?= cargo
 
-.PHONY: deps build test lint unit lab demo packages test-packages bench-vxlan bench-vip bench-aws
+.PHONY: deps build test lint unit lab demo packages test-packages bench-vxlan bench-vip bench-aws bench-oci
 
 deps:
 	./scripts/install-deps.sh
@@ -54,3 +54,8 @@ bench-vip:
 bench-aws: deps
 	$(CARGO) build --release --locked
 	CLOUDHA_BIN=$(CARGO_TARGET_DIR)/$(TRIPLE)/release/cloudha python3 bench/aws.py
+
+# vip cloud=oci against resource-agents' ocivip (oci-cli) on the OCI lab. Needs root.
+bench-oci: deps
+	$(CARGO) build --release --locked
+	CLOUDHA_BIN=$(CARGO_TARGET_DIR)/$(TRIPLE)/release/cloudha python3 bench/oci.py

@@ -383,12 +383,17 @@ impl Oci {
     }
 
     fn instance_principal_signer(&self, fresh: bool) -> Result<Signer> {
-        if !fresh
-            && let Some((token, key)) = std::fs::read_to_string(self.session_file())
-                .ok()
-                .and_then(|t| parse_session(&t))
-        {
-            return Ok(Signer::new(format!("ST${token}"), key, true));
+        let kept = std::fs::read_to_string(self.session_file())
+            .ok()
+            .and_then(|t| parse_session(&t));
+        let mut session_key = None;
+        if let Some((exp, token, key)) = kept {
+            if !fresh && exp > now_secs() + RENEW_BEFORE {
+                return Ok(Signer::new(format!("ST${token}"), key, true));
+            }
+            // The key outlives its token: generating an RSA key is the slow part of a
+            // federation, and a standby node's token has usually expired by the failover.
+            session_key = Some(key);
         }
         let (region, domain) = self.region()?;
         // Oracle's SDKs take the full URL (…/v1/x509); a bare host is accepted too.
@@ -406,9 +411,12 @@ impl Oci {
             let (tenancy, fingerprint) = leaf_identity(&cert)?;
             let leaf_key = parse_key(&leaf_key)
                 .map_err(|e| Error::transient(format!("identity/key.pem from metadata: {e}")))?;
-            // A fresh key for the session: the token is bound to its public half.
-            let session = RsaPrivateKey::new(&mut rand::thread_rng(), 2048)
-                .map_err(|e| Error::failed(format!("cannot generate a session key: {e}")))?;
+            // The token is bound to the public half of the session key.
+            let session = match session_key {
+                Some(k) => k,
+                None => RsaPrivateKey::new(&mut rand::thread_rng(), 2048)
+                    .map_err(|e| Error::failed(format!("cannot generate a session key: {e}")))?,
+            };
             let public = session
                 .to_public_key()
                 .to_public_key_pem(LineEnding::LF)
@@ -976,15 +984,18 @@ fn token_expiry(token: &str) -> Option<u64> {
     serde_json::from_slice::<Value>(&bytes).ok()?["exp"].as_u64()
 }
 
-fn parse_session(text: &str) -> Option<(String, RsaPrivateKey)> {
+/// The session file: (expiry, token, session key).
+fn parse_session(text: &str) -> Option<(u64, String, RsaPrivateKey)> {
     let (first, pem) = text.split_once('\n')?;
     let (exp, token) = first.split_once(' ')?;
-    let exp: u64 = exp.parse().ok()?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
-    if exp <= now + RENEW_BEFORE {
-        return None;
-    }
-    Some((token.to_string(), parse_key(pem).ok()?))
+    Some((exp.parse().ok()?, token.to_string(), parse_key(pem).ok()?))
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

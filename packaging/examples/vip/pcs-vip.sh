@@ -31,9 +31,16 @@ pcs resource update db-vip role_arn=arn:aws:iam::111122223333:role/cloudha-vip \
 # Pre-flight on each node before trusting failover (metadata, credentials, ENI, subnet, IAM):
 cloudha vip check ip=10.0.1.200 nic=eth0 cloud=aws
 
-# cloud=auto (the default) recognises the cloud from /sys/class/dmi/id: on a plain network it
-# behaves as cloud=none, on EC2 as cloud=aws; on a cloud whose provider this build does not
-# carry (OCI for now), the start is refused with a clear reason.
+# Oracle Cloud: a secondary private IP of the nodes' (regional) subnet moved to the VNIC of nic
+# (instance principals by default; oci-policy-vip.txt has the dynamic group and policy).
+pcs resource create app-vip ocf:cloudha:vip ip=10.0.1.200 nic=eth0 cloud=oci \
+    op monitor interval=10s \
+    op monitor interval=60s OCF_CHECK_LEVEL=10
+# With an API key instead of the instance's identity:
+pcs resource update app-vip oci_auth=api_key config_file=/root/.oci/config profile=DEFAULT
+
+# cloud=auto (the default) recognises the cloud from /sys/class/dmi/id: cloud=aws on EC2,
+# cloud=oci on OCI, cloud=none elsewhere.
 
 # Try a configuration without a cluster (Pacemaker >= 2.1.1):
 crm_resource --validate --class ocf --provider cloudha --agent vip \

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Benchmark of vip cloud=oci against resource-agents' ocivip, in one run on the OCI lab.
+
+Both agents run inside the lab's node namespaces against the same stand-in (tests/lab/ocilab,
+which checks every request signature), both as instance principals. ocivip drives oci-cli
+(pip, /opt/oci-cli) over HTTPS with the lab's CA, with its default api_delay (a 3 s sleep after
+start and stop); it configures the OS address itself, as we do. Prints a table (medians; wall
+and CPU of the whole process tree, its largest RSS, API calls per action, federation included)
+and the client-observed outage of a planned move node1 -> node2. Asserts nothing.
+
+    CLOUDHA_BIN=.../release/cloudha python3 bench/oci.py [--runs 10] [--peer-runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "lab"))
+
+from ocilab import OciLab  # noqa: E402
+from vipbench import PORT, VIP, cycle, measure, planned_move, table  # noqa: E402
+
+OCIVIP = "/usr/lib/ocf/resource.d/heartbeat/ocivip"
+
+
+def api_calls(lab):
+    return lambda since: lab.calls(since)
+
+
+class Cloudha:
+    name = "cloudha vip"
+
+    def __init__(self, lab, binary):
+        self.lab, self.binary = lab, binary
+
+    def env(self, node, interval=None):
+        home = self.lab.dir / "bench-home"
+        home.mkdir(exist_ok=True)
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("OCI_", "OCF_", "HA_", "AWS_")) and "proxy" not in k.lower()}
+        env.update({
+            "HOME": str(home), "OCF_ROOT": "/usr/lib/ocf", "OCF_RESOURCE_INSTANCE": "vip1",
+            "OCF_RA_VERSION_MAJOR": "1", "OCF_RA_VERSION_MINOR": "1",
+            "OCF_RESKEY_CRM_meta_timeout": "20000",
+            "CLOUDHA_RUN_DIR": str(self.lab.dir / f"bench-run-{node.name}"),
+            "CLOUDHA_DMI_DIR": "/nonexistent",
+            "OCF_RESKEY_ip": VIP, "OCF_RESKEY_cloud": "oci", "OCF_RESKEY_nic": "eth0",
+            "OCF_RESKEY_cidr_netmask": "24", "OCF_RESKEY_endpoint_url": self.lab.endpoint,
+            "OCF_RESKEY_auth_endpoint_url": self.lab.federation_endpoint})
+        if interval:
+            env["OCF_RESKEY_CRM_meta_interval"] = str(interval)
+        return env
+
+    def action(self, node, action, interval=None):
+        return measure(self.lab, node, [self.binary, "vip", action], self.env(node, interval),
+                       api_calls(self.lab))
+
+
+class OciVip:
+    name = "ocivip (oci-cli)"
+
+    def __init__(self, lab):
+        self.lab = lab
+
+    def action(self, node, action, interval=None):
+        env = self.lab.ocivip_env(node, VIP, cidr_netmask=24)
+        if interval:
+            env["OCF_RESKEY_CRM_meta_interval"] = str(interval)
+        return measure(self.lab, node, [OCIVIP, action], env, api_calls(self.lab))
+
+
+def reset(lab):
+    if lab.owners(VIP):
+        lab.unassign(VIP)
+    for n in lab.nodes:
+        for dev in ("eth0", "eth0:0"):
+            n.exec(["ip", "addr", "del", f"{VIP}/24", "dev", dev])
+    lab.sync()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=10, help="cycles of cloudha")
+    ap.add_argument("--peer-runs", type=int, default=3, help="cycles of ocivip (~20 s each)")
+    args = ap.parse_args()
+    binary = os.environ.get("CLOUDHA_BIN")
+    if not binary or not os.access(binary, os.X_OK):
+        print("CLOUDHA_BIN must point at the cloudha binary (make bench-oci)", file=sys.stderr)
+        return 2
+    t0 = time.monotonic()
+    with OciLab(nodes=2, name="benchoci") as lab:
+        for n in lab.nodes:
+            n.serve_name(PORT)
+        ours, peer = Cloudha(lab, binary), OciVip(lab)
+        cycle(ours, lab, 1, reset)
+        cycle(peer, lab, 1, reset)
+        results = {ours.name: cycle(ours, lab, args.runs, reset),
+                   peer.name: cycle(peer, lab, args.peer_runs, reset)}
+        outages = {a.name: planned_move(a, lab, reset) for a in (ours, peer)}
+    print(f"\nvip cloud=oci vs ocivip on the OCI lab (medians; cloudha {args.runs} runs, "
+          f"ocivip {args.peer_runs} runs; {time.monotonic() - t0:.0f} s in all)\n")
+    table(results, outages, "API")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

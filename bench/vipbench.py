@@ -1,0 +1,114 @@
+"""What bench/aws.py and bench/oci.py share: measuring one agent call inside a lab node (wall,
+CPU and max RSS of the whole process tree, API calls the stand-in saw), the start / recurring
+monitor / probe / stop cycle, the planned move a -> b seen by a client, and the table."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+VIP = "10.0.1.100"
+PORT = 8080
+
+# bash's `time` gives wall and CPU of the tree in milliseconds, GNU time its largest RSS.
+# (wait4 from the Python process would report Python's own RSS: a forked child starts as a
+# copy of its parent, and that high-water mark survives exec.)
+TIMED = 'TIMEFORMAT="%3R %3U %3S"; { time /usr/bin/time -o "$0.rss" -f %M "$@" 2>"$0.err"; } 2>"$0"'
+
+ACTIONS = ("start", "monitor (recurring, depth 0)", "probe", "stop")
+
+
+class Run:
+    def __init__(self, rc, wall, cpu, rss_mb, calls, err):
+        self.rc, self.wall, self.cpu, self.rss_mb, self.calls, self.err = (
+            rc, wall, cpu, rss_mb, calls, err)
+
+
+def measure(lab, node, argv, env, api_calls) -> Run:
+    """Run argv in node's namespace; api_calls(since) -> the API calls to count."""
+    out = lab.dir / "bench-time"
+    t = time.monotonic()
+    p = node.exec(["bash", "-c", TIMED, str(out), *argv], env=env, timeout=120)
+    calls = api_calls(t)
+    wall, user, sys_ = out.read_text().split()[-3:]
+    rss_kb = int(Path(f"{out}.rss").read_text().split()[-1])
+    return Run(p.returncode, float(wall), float(user) + float(sys_), rss_kb / 1024, calls,
+               Path(f"{out}.err").read_text())
+
+
+def cycle(agent, lab, runs, reset) -> dict[str, list[Run]]:
+    """start, recurring monitor, probe, stop on node1, `runs` times (address free each time).
+    agent.action(node, action, interval=None) -> Run."""
+    n1 = lab.node(1)
+    out = {a: [] for a in ACTIONS}
+    for _ in range(runs):
+        reset(lab)
+        out["start"].append(agent.action(n1, "start"))
+        out["monitor (recurring, depth 0)"].append(agent.action(n1, "monitor", interval=10000))
+        out["probe"].append(agent.action(n1, "monitor"))
+        out["stop"].append(agent.action(n1, "stop"))
+    return out
+
+
+def planned_move(agent, lab, reset) -> float | None:
+    """Client-observed outage of stop on node1 then start on node2."""
+    reset(lab)
+    n1, n2 = lab.node(1), lab.node(2)
+    agent.action(n1, "start")
+    lab.sync()
+    poller = lab.client.poll(VIP, PORT, every=0.02, timeout=0.1)
+    try:
+        deadline = time.monotonic() + 10
+        while "node1" not in [a for _, a in poller.results()] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        t = time.monotonic()
+        agent.action(n1, "stop")
+        agent.action(n2, "start")
+        end = time.monotonic() + 15
+        while time.monotonic() < end:
+            if any(a == "node2" and ts > t for ts, a in poller.results()):
+                break
+            time.sleep(0.02)
+        time.sleep(0.2)
+    finally:
+        poller.stop()
+    res = poller.results()
+    last1 = max((ts for ts, a in res if a == "node1"), default=None)
+    first2 = min((ts for ts, a in res if a == "node2" and ts > t), default=None)
+    agent.action(n2, "stop")
+    return None if last1 is None or first2 is None else first2 - last1
+
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def table(results: dict[str, dict[str, list[Run]]], outages: dict[str, float | None],
+          api: str) -> None:
+    """Print the table (medians), the outages and the ratios ours/peer (first/second)."""
+    ours, peer = list(results)
+    print(f"| action | agent | wall s | CPU s | max RSS MB | {api} calls | exit codes |")
+    print("|---|---|---|---|---|---|---|")
+    odd = []
+    for action in ACTIONS:
+        for name, res in results.items():
+            runs = res[action]
+            odd += [(name, action, r.rc, r.err.strip()[-300:]) for r in runs
+                    if r.rc not in (0, 7)]
+            print(f"| {action} | {name} | {med([r.wall for r in runs]):.3f} | "
+                  f"{med([r.cpu for r in runs]):.3f} | {max(r.rss_mb for r in runs):.1f} | "
+                  f"{med([len(r.calls) for r in runs]):g} | "
+                  f"{','.join(sorted({str(r.rc) for r in runs}))} |")
+    print()
+    for name, o in outages.items():
+        print(f"planned move node1 -> node2 (stop a, start b), client outage, {name}: "
+              + (f"{o:.3f} s" if o is not None else "not measured"))
+    print()
+    for action in ("start", "monitor (recurring, depth 0)", "probe", "stop"):
+        w = med([r.wall for r in results[peer][action]]) / med([r.wall for r in results[ours][action]])
+        c = med([r.cpu for r in results[peer][action]]) / max(
+            med([r.cpu for r in results[ours][action]]), 0.001)
+        print(f"{action}: {ours} is {w:.0f}x faster (wall) and uses {c:.0f}x less CPU")
+    for o in odd:
+        print(f"unexpected exit: {o}")
