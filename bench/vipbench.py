@@ -55,6 +55,8 @@ def planned_move(agent, lab, reset) -> float | None:
     """Client-observed outage of stop on node1 then start on node2."""
     reset(lab)
     n1, n2 = lab.node(1), lab.node(2)
+    # As in a cluster: Pacemaker probes the resource on every node before it runs anywhere.
+    agent.action(n2, "monitor")
     agent.action(n1, "start")
     lab.sync()
     poller = lab.client.poll(VIP, PORT, every=0.02, timeout=0.1)

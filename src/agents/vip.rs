@@ -619,6 +619,12 @@ impl Agent for Vip {
             .filter(|a| a.ip == self.ip)
             .collect();
         if present.is_empty() {
+            if cx.probe && self.cloud != Some(CloudKind::None) {
+                // Pacemaker probes every node: the standby gets ready for a fast failover.
+                if let Err(e) = self.with_cloud(cx, |c| c.prepare()) {
+                    tracing::debug!("preparing for a later start: {e}");
+                }
+            }
             return Ok(Health::NotRunning);
         }
         let links = cx.host.links()?;

@@ -126,6 +126,11 @@ pub trait Cloud {
     /// What a person should know before trusting failover: report lines, or the first
     /// problem found.
     fn preflight(&self, ip: IpAddr, nic: &Link) -> Result<Vec<String>>;
+    /// Local work a later start would otherwise do while the address is down, with no API
+    /// call (probes of a stopped resource run it).
+    fn prepare(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A plain L2 network: the OS address and a gratuitous ARP are all it takes.

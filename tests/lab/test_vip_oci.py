@@ -325,3 +325,20 @@ def test_preflight_healthy_and_misconfigured(lab):
     r = vip(lab, 1, "validate-all", extra_env={"OCF_CHECK_LEVEL": "10"})
     print(r.err)
     assert r.rc == 4 and any("may not update private IPs" in x for x in r.reasons()), r
+
+
+def test_probe_of_a_stopped_resource_prepares_the_session_key(lab):
+    """Pacemaker probes every node; the standby generates its session key then (no API call),
+    so its start at a failover federates with one round trip."""
+    n2 = lab.node(2)
+    session = run_dir(lab, n2) / "oci-session"
+    session.unlink(missing_ok=True)
+    t = time.monotonic()
+    assert vip(lab, 2, "monitor").rc == 7
+    assert lab.calls(t) == [], "a probe of a stopped resource makes no API call"
+    assert stat.S_IMODE(session.stat().st_mode) == 0o600
+    key = session.read_text().split("\n", 1)[1]
+    assert "PRIVATE KEY" in key
+    assert vip(lab, 2, "start").rc == 0
+    assert session.read_text().split("\n", 1)[1] == key, "the prepared key was used"
+    assert vip(lab, 2, "stop").rc == 0

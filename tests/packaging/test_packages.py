@@ -270,7 +270,7 @@ def test_bash_completion(extracted, agents):
     assert set(agents) <= set(complete("cloudha", ""))
     assert "monitor" in complete("cloudha", "vip", "mo")
     assert "ip=" in complete("cloudha", "vip", "start", "i")
-    assert complete("cloudha", "vip", "start", "cloud", "=", "") == ["auto", "none", "aws"]
+    assert complete("cloudha", "vip", "start", "cloud", "=", "") == ["auto", "none", "aws", "oci"]
     assert "check" in complete(f"{OCF_DIR}/vip", "ch")
     assert complete(f"{OCF_DIR}/vip", "start", "i") == []  # through a link: the action only
     for shell, path in (
