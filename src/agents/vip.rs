@@ -787,6 +787,7 @@ mod tests {
             probe: true,
             deadline: Instant::now() + Duration::from_secs(5),
             cloud: None,
+            routes: None,
         };
         let e = a.start(&cx).unwrap_err();
         assert_eq!(e.kind, crate::error::Kind::NotInstalled);
@@ -815,6 +816,7 @@ mod tests {
             probe,
             deadline: Instant::now() + Duration::from_secs(5),
             cloud: Some(cloud),
+            routes: None,
         };
         f(&cx)
     }

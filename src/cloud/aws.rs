@@ -26,6 +26,8 @@ use super::{Cloud, CloudKind, Options, Owner};
 use crate::error::{Error, Kind, Result};
 use crate::host::Link;
 
+mod routes;
+
 /// What IMDS tells about the ENI behind one MAC.
 #[derive(Debug, Clone)]
 struct Eni {
@@ -686,7 +688,11 @@ where
         | "RequestExpired"
         | "Blocked"
         | "OptInRequired" => Error::permission(what),
-        "InvalidAllocationID.NotFound" => Error::config(what),
+        "InvalidAllocationID.NotFound" | "InvalidRouteTableID.NotFound" | "RouteLimitExceeded" => {
+            Error::config(what)
+        }
+        // Someone changed the table between our read and our write: try again.
+        "RouteAlreadyExists" | "InvalidRoute.NotFound" => Error::transient(what),
         "InvalidNetworkInterfaceID.NotFound"
         | "InvalidParameterValue"
         | "InvalidParameterCombination"

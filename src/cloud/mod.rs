@@ -10,6 +10,7 @@ use std::time::Instant;
 pub mod aws;
 pub mod fake;
 pub mod imds;
+pub mod routes;
 
 use crate::error::{Error, Result};
 use crate::host::Link;
