@@ -778,6 +778,14 @@ impl Agent for RouteTable {
                     t.describe()
                 ));
             }
+            // Permissions first: a denied read below would hide the others.
+            let needs = Needs {
+                replace: true,
+                create: self.create_missing,
+                read_source_dest_check: self.source_dest != SourceDest::Ignore,
+                modify_source_dest_check: self.source_dest == SourceDest::Disable,
+            };
+            report.extend(routes.permissions(self.dest, &eni.id, &tables, needs)?);
             if self.source_dest != SourceDest::Ignore {
                 let on = routes.source_dest_check(&eni.id)?;
                 if on && self.source_dest == SourceDest::Check {
@@ -792,13 +800,6 @@ impl Agent for RouteTable {
                     }
                 ));
             }
-            let needs = Needs {
-                replace: true,
-                create: self.create_missing,
-                read_source_dest_check: self.source_dest != SourceDest::Ignore,
-                modify_source_dest_check: self.source_dest == SourceDest::Disable,
-            };
-            report.extend(routes.permissions(self.dest, &eni.id, &tables, needs)?);
             Ok(report)
         })
     }
