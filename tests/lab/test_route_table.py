@@ -293,7 +293,8 @@ def test_unknown_table_foreign_table_and_denied_replace(lab):
     assert r.rc == 2, r
     assert any(foreign in x and other_vpc in x for x in r.reasons()), r.err
     assert targets(lab, tables) == [n2.eni_id] * 2 and not has_overlay(n1)
-    # Route changes denied on one table (resource-level IAM): 4, that table named.
+    # Route changes denied to this node (the IAM stand-in denies per action and key, not per
+    # table): 4, the failed tables named.
     lab.iam.deny("ReplaceRoute", key=n1.key)
     r = rt(lab, 1, "start", route_tables=tables)
     assert r.rc == 4, r
