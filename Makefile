@@ -5,7 +5,8 @@ TRIPLE := x86_64-unknown-linux-gnu
 export CLOUDHA_BIN := $(CARGO_TARGET_DIR)/$(TRIPLE)/debug/cloudha
 CARGO ?= cargo
 
-.PHONY: deps build test lint unit lab demo packages test-packages bench-vxlan bench-vip bench-aws bench-oci
+.PHONY: deps build test lint unit lab demo packages test-packages bench-vxlan bench-vip bench-aws \
+	bench-oci bench-route-table
 
 deps:
 	./scripts/install-deps.sh
@@ -59,3 +60,10 @@ bench-aws: deps
 bench-oci: deps
 	$(CARGO) build --release --locked
 	CLOUDHA_BIN=$(CARGO_TARGET_DIR)/$(TRIPLE)/release/cloudha python3 bench/oci.py
+
+# route-table against resource-agents' aws-vpc-move-ip on the EC2 lab, 1, 10 and 50 route
+# tables: wall, CPU, max RSS, EC2 calls per action and the outage of a planned move. Needs
+# root; aws-vpc-move-ip sleeps 1 s per table and call, so this takes about 15 minutes.
+bench-route-table: deps
+	$(CARGO) build --release --locked
+	CLOUDHA_BIN=$(CARGO_TARGET_DIR)/$(TRIPLE)/release/cloudha python3 bench/route_table.py

@@ -387,6 +387,7 @@ fn run(inv: &Invocation, make_host: &dyn Fn(Instant) -> Result<Box<dyn Host>>) -
         probe: inv.probe,
         deadline: inv.deadline,
         cloud: None,
+        routes: None,
     };
     match inv.action {
         Action::Start => agent.start(&cx).map(|_| Outcome::Done),

@@ -5,15 +5,17 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::cloud::Cloud;
+use crate::cloud::routes::Routes;
 use crate::error::Result;
 use crate::host::Host;
 use crate::params::{Param, Values};
 
+pub mod route_table;
 pub mod vip;
 pub mod vxlan_fdb;
 
 /// Every agent this binary carries.
-pub static AGENTS: &[&AgentDef] = &[&vip::AGENT, &vxlan_fdb::AGENT];
+pub static AGENTS: &[&AgentDef] = &[&vip::AGENT, &vxlan_fdb::AGENT, &route_table::AGENT];
 
 pub fn find(name: &str) -> Option<&'static AgentDef> {
     AGENTS.iter().copied().find(|a| a.name == name)
@@ -101,6 +103,8 @@ pub struct Ctx<'a> {
     pub deadline: Instant,
     /// A cloud to use instead of the one the parameters select (unit tests).
     pub cloud: Option<&'a dyn Cloud>,
+    /// Route tables to use instead of the EC2 ones (unit tests).
+    pub routes: Option<&'a dyn Routes>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +143,7 @@ pub fn with_test_ctx<T>(host: &dyn Host, probe: bool, f: impl FnOnce(&Ctx) -> T)
         probe,
         deadline: Instant::now() + std::time::Duration::from_secs(5),
         cloud: None,
+        routes: None,
     };
     f(&cx)
 }

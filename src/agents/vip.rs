@@ -888,6 +888,7 @@ mod tests {
                 probe,
                 deadline: Instant::now() + Duration::from_secs(5),
                 cloud: Some(&self.cloud),
+                routes: None,
             })
         }
     }

@@ -26,6 +26,8 @@ use super::{Cloud, CloudKind, Options, Owner, mac_string, parse_cidr4};
 use crate::error::{Error, Kind, Result};
 use crate::host::Link;
 
+mod routes;
+
 /// What IMDS tells about the ENI behind one MAC.
 #[derive(Debug, Clone)]
 struct Eni {
@@ -265,8 +267,20 @@ impl Aws {
         F: Future<Output = std::result::Result<T, SdkError<E, Resp>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
+        if !self.permitted(action, call)? {
+            denied.push(format!("ec2:{action}"));
+        }
+        Ok(())
+    }
+
+    /// Whether a call that cannot change anything (DryRun, or no address at all) is allowed.
+    fn permitted<T, E, F>(&self, action: &str, call: impl FnOnce() -> F) -> Result<bool>
+    where
+        F: Future<Output = std::result::Result<T, SdkError<E, Resp>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
         let answer = self.run(action, async { Ok(call().await) })?;
-        let allowed = match answer {
+        Ok(match answer {
             Ok(_) => true,
             Err(e) => match e.code() {
                 Some("DryRunOperation") => true,
@@ -280,11 +294,7 @@ impl Aws {
                 ) => true,
                 _ => return Err(sdk_error(action, e)),
             },
-        };
-        if !allowed {
-            denied.push(format!("ec2:{action}"));
-        }
-        Ok(())
+        })
     }
 }
 
@@ -651,7 +661,11 @@ where
         | "RequestExpired"
         | "Blocked"
         | "OptInRequired" => Error::permission(what),
-        "InvalidAllocationID.NotFound" => Error::config(what),
+        "InvalidAllocationID.NotFound" | "InvalidRouteTableID.NotFound" | "RouteLimitExceeded" => {
+            Error::config(what)
+        }
+        // Someone changed the table between our read and our write: try again.
+        "RouteAlreadyExists" | "InvalidRoute.NotFound" => Error::transient(what),
         "InvalidNetworkInterfaceID.NotFound"
         | "InvalidParameterValue"
         | "InvalidParameterCombination"

@@ -81,3 +81,175 @@ impl Cloud for FakeCloud {
         Ok(vec![format!("{ip}: {}", self.owner(ip, nic)?.describe())])
     }
 }
+
+/// In-memory route tables for the route-table agent: every table's route for the one
+/// destination, every call counted, failures armed per call or per table.
+pub struct FakeRoutes {
+    pub eni: super::routes::EniInfo,
+    pub tables: RefCell<Vec<super::routes::Table>>,
+    pub source_dest_check: Cell<bool>,
+    pub calls: RefCell<Vec<String>>,
+    /// The next `fail_count` calls fail with this error.
+    pub fail_with: RefCell<Option<Error>>,
+    pub fail_count: Cell<u32>,
+    /// Changes of these tables fail with the error.
+    pub fail_tables: RefCell<HashMap<String, Error>>,
+    /// Permissions the pre-flight finds missing.
+    pub denied: RefCell<Vec<String>>,
+}
+
+impl FakeRoutes {
+    /// Our ENI `eni-me` in `vpc-1` (10.0.0.0/16) and the given tables, each pointing at the
+    /// given ENI (None: no route).
+    pub fn new(tables: &[(&str, Option<&str>)]) -> Self {
+        use super::routes::{Dest, EniInfo, Route, Table};
+        FakeRoutes {
+            eni: EniInfo {
+                id: "eni-me".into(),
+                vpc: "vpc-1".into(),
+                vpc_cidrs: vec![Dest::of("10.0.0.0".parse().unwrap(), 16)],
+            },
+            tables: RefCell::new(
+                tables
+                    .iter()
+                    .map(|(id, to)| Table {
+                        id: id.to_string(),
+                        vpc: "vpc-1".into(),
+                        route: to.map(|t| Route {
+                            eni: Some(t.to_string()),
+                            target: t.to_string(),
+                            blackhole: false,
+                        }),
+                    })
+                    .collect(),
+            ),
+            source_dest_check: Cell::new(false),
+            calls: RefCell::new(Vec::new()),
+            fail_with: RefCell::new(None),
+            fail_count: Cell::new(0),
+            fail_tables: RefCell::new(HashMap::new()),
+            denied: RefCell::new(Vec::new()),
+        }
+    }
+    pub fn fail(&self, e: Error, times: u32) {
+        *self.fail_with.borrow_mut() = Some(e);
+        self.fail_count.set(times);
+    }
+    /// Where the route of `table` points (None: no route).
+    pub fn target(&self, table: &str) -> Option<String> {
+        self.tables
+            .borrow()
+            .iter()
+            .find(|t| t.id == table)
+            .and_then(|t| t.route.as_ref())
+            .and_then(|r| r.eni.clone())
+    }
+    pub fn set(&self, table: &str, eni: Option<&str>, blackhole: bool) {
+        for t in self
+            .tables
+            .borrow_mut()
+            .iter_mut()
+            .filter(|t| t.id == table)
+        {
+            t.route = eni.map(|e| super::routes::Route {
+                eni: Some(e.to_string()),
+                target: e.to_string(),
+                blackhole,
+            });
+        }
+    }
+    pub fn count(&self, name: &str) -> usize {
+        self.calls.borrow().iter().filter(|c| *c == name).count()
+    }
+    fn call(&self, name: &str) -> Result<()> {
+        self.calls.borrow_mut().push(name.to_string());
+        if self.fail_count.get() > 0 {
+            self.fail_count.set(self.fail_count.get() - 1);
+            if let Some(e) = self.fail_with.borrow().clone() {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl super::routes::Routes for FakeRoutes {
+    fn eni(&self, _nic: &Link) -> Result<super::routes::EniInfo> {
+        Ok(self.eni.clone())
+    }
+    fn tables(
+        &self,
+        sel: &super::routes::Selection,
+        _dest: super::routes::Dest,
+        vpc: &str,
+    ) -> Result<Vec<super::routes::Table>> {
+        use super::routes::Selection;
+        self.call("describe")?;
+        let all = self.tables.borrow();
+        match sel {
+            Selection::Auto => Ok(all
+                .iter()
+                .filter(|t| t.vpc == vpc && t.route.is_some())
+                .cloned()
+                .collect()),
+            Selection::Ids(ids) => ids
+                .iter()
+                .map(|id| {
+                    all.iter().find(|t| t.id == *id).cloned().ok_or_else(|| {
+                        Error::config(format!(
+                            "EC2 DescribeRouteTables failed: InvalidRouteTableID.NotFound: \
+                             The routeTable ID '{id}' does not exist"
+                        ))
+                    })
+                })
+                .collect(),
+        }
+    }
+    fn point(
+        &self,
+        _dest: super::routes::Dest,
+        eni: &str,
+        changes: &[super::routes::Change],
+    ) -> Vec<(String, Result<()>)> {
+        changes
+            .iter()
+            .map(|c| {
+                let r = self
+                    .call(if c.create { "create" } else { "replace" })
+                    .and_then(|_| match self.fail_tables.borrow().get(&c.table) {
+                        Some(e) => Err(e.clone()),
+                        None => Ok(()),
+                    })
+                    .map(|_| self.set(&c.table, Some(eni), false));
+                (c.table.clone(), r)
+            })
+            .collect()
+    }
+    fn source_dest_check(&self, _eni: &str) -> Result<bool> {
+        self.call("describe-eni")?;
+        Ok(self.source_dest_check.get())
+    }
+    fn disable_source_dest_check(&self, _eni: &str) -> Result<()> {
+        self.call("modify-eni")?;
+        self.source_dest_check.set(false);
+        Ok(())
+    }
+    fn permissions(
+        &self,
+        _dest: super::routes::Dest,
+        _eni: &str,
+        _tables: &[super::routes::Table],
+        _needs: super::routes::Needs,
+    ) -> Result<Vec<String>> {
+        self.call("dry-run")?;
+        let denied = self.denied.borrow();
+        if denied.is_empty() {
+            Ok(vec!["permissions granted".into()])
+        } else {
+            Err(Error::permission(format!("lacks {}", denied.join(", "))))
+        }
+    }
+    fn describe(&self) -> String {
+        "the fake".into()
+    }
+}

@@ -11,6 +11,7 @@ pub mod aws;
 pub mod fake;
 pub mod imds;
 pub mod oci;
+pub mod routes;
 
 use crate::error::Result;
 use crate::host::Link;

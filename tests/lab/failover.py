@@ -20,7 +20,8 @@ PARAMS = {"ip": VIP, "cidr_netmask": "24", "cloud": "none"}
 MONITOR = "2s"
 
 
-def create_vip(lab: pcmk.Lab, node: str = "node1", params: dict | None = None) -> str:
+def create_vip(lab: pcmk.Lab, node: str = "node1", params: dict | None = None,
+               agent: str = AGENT) -> str:
     """Create vip1 stopped, prefer `node`, then start it (so it never starts elsewhere first).
 
     Uses pcs (which works without pcsd for these commands) and falls back to cibadmin.
@@ -29,7 +30,7 @@ def create_vip(lab: pcmk.Lab, node: str = "node1", params: dict | None = None) -
     params = params or PARAMS
     n = lab.node(node)
     pcs = n.run(
-        ["pcs", "resource", "create", RSC, AGENT]
+        ["pcs", "resource", "create", RSC, agent]
         + [f"{k}={v}" for k, v in params.items()]
         + ["op", "monitor", f"interval={MONITOR}", "--disabled"],
         check=False,
@@ -43,7 +44,7 @@ def create_vip(lab: pcmk.Lab, node: str = "node1", params: dict | None = None) -
         f'<nvpair id="{RSC}-ia-{k}" name="{k}" value="{v}"/>' for k, v in params.items()
     )
     n.run(["cibadmin", "--create", "-o", "resources", "--xml-text",
-           f'<primitive id="{RSC}" class="ocf" provider="cloudha" type="vip">'
+           f'<primitive id="{RSC}" class="ocf" provider="cloudha" type="{agent.split(":")[-1]}">'
            f'<instance_attributes id="{RSC}-ia">{attrs}</instance_attributes>'
            f'<meta_attributes id="{RSC}-meta">'
            f'<nvpair id="{RSC}-target-role" name="target-role" value="Stopped"/>'
@@ -107,9 +108,10 @@ class Outcome:
 
 
 def run(lab: pcmk.Lab, log=print, settle: float = 1.0, bound: float = 30.0,
-        vip: str = VIP, params: dict | None = None) -> Outcome:
-    """Create vip1 on node1, crash node1, watch it come back on node2 (at most `bound` s)."""
-    tool = create_vip(lab, "node1", params)
+        vip: str = VIP, params: dict | None = None, agent: str = AGENT) -> Outcome:
+    """Create vip1 (`agent`) on node1, crash node1, watch it come back on node2 (at most
+    `bound` s)."""
+    tool = create_vip(lab, "node1", params, agent)
     lab.wait_running(RSC, "node1", timeout=30)
     log(f"vip1 created with {tool} and Started on node1")
     for n in lab.nodes:

@@ -310,19 +310,28 @@ def test_examples_seed_registration_and_conf(extracted, tmp_path):
     assert p.returncode == 3 and "bogus" in p.stdout, (p.returncode, p.stdout, p.stderr)
     # The generated template parses too (everything commented out: ip is missing).
     assert "#ip=" in (ex / "vip.conf").read_text()
-    # pcs examples use only declared parameters.
-    declared = {
-        e.get("name")
-        for e in ET.fromstring(
-            run([str(link), "meta-data"], env={"OCF_RA_VERSION_MINOR": "1"}).stdout
-        ).iter("parameter")
-    }
-    pcs = (ex / "pcs-vip.sh").read_text().replace("\\\n", " ")
-    for line in pcs.splitlines():
-        if "ocf:cloudha:vip" in line and line.startswith("pcs resource create"):
-            words = line.split("ocf:cloudha:vip", 1)[1].split(" op ")[0].split(" --")[0]
-            for w in words.split():
-                assert w.split("=")[0] in declared, (w, line)
+    # pcs examples (create and update) use only declared parameters, for every agent with one.
+    for pcs_file in sorted(ex.glob("pcs-*.sh")):
+        agent = pcs_file.name[len("pcs-"):-len(".sh")]
+        agent_link = tmp_path / "pcs" / agent
+        agent_link.parent.mkdir(exist_ok=True)
+        agent_link.symlink_to(binary)
+        declared = {
+            e.get("name")
+            for e in ET.fromstring(
+                run([str(agent_link), "meta-data"], env={"OCF_RA_VERSION_MINOR": "1"}).stdout
+            ).iter("parameter")
+        }
+        pcs = pcs_file.read_text().replace("\\\n", " ")
+        for line in pcs.splitlines():
+            if line.startswith("pcs resource create") and f"ocf:cloudha:{agent}" in line:
+                words = line.split(f"ocf:cloudha:{agent}", 1)[1]
+            elif line.startswith("pcs resource update"):
+                words = line.split(None, 4)[4]
+            else:
+                continue
+            for w in words.split(" op ")[0].split(" --")[0].split():
+                assert w.split("=")[0] in declared, (pcs_file.name, w, line)
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,7 +18,12 @@ the process that started it is gone)::
     fabric ns (the VPC router): one veth per ENI, proxy_arp, a /32 per private IP of every
       ENI (+ permanent neighbour = the ENI's MAC), blackhole for IPs no ENI holds any more and
       for the rest of the VPC CIDR; mirrored from moto every 50 ms and after each mutation
-    client ns: another subnet, routed through the fabric
+    client ns: another subnet, routed through the fabric (VPC CIDR + default via its router)
+    fabric ns, route tables: one kernel table per VPC route table with its routes to lab ENIs
+      (via the ENI's primary IP; blackhole when the route is blackhole, targets no lab ENI, or
+      the ENI's source/dest check is on), ``ip rule from <subnet>`` -> the subnet's table
+      (explicit association, else main): a client reaches an overlay IP only through its own
+      subnet's table. Mirrored like the private IPs, without lag.
 
 Addresses (defaults): VPC 10.0.0.0/16; node subnet 10.0.1.0/24 (router .1 in the fabric),
 node i's primary ENI 10.0.1.(10+i) on eth0, its optional second ENI 10.0.1.(30+i) on eth1
@@ -69,6 +74,13 @@ API (everything else is private)::
         lab.sync()                                   # wait for the data plane to catch up
         lab.set_dataplane_lag(seconds)               # routes = the state of `seconds` ago
         lab.allocate_eip() -> (allocation_id, public_ip)
+        # route tables (overlay IPs; the client has a default route via its subnet's router)
+        lab.main_route_table                          # the VPC's main table (rtb id)
+        lab.create_route_table(subnets=(), vpc_id=None) -> rtb id   # associated with subnets
+        lab.set_route(table, dest, node=None, eni=None, wait=True)  # create/replace to the
+                                              #   ENI; no node/eni: delete
+        lab.route_target(table, dest) -> (ENI id | other target id, state) | None
+        lab.set_source_dest_check(node, on, eni=None); lab.source_dest_check(node) -> bool
         lab.eip_target(allocation_id) -> (eni_id, private_ip) | None
 
         # call log of the endpoint (the lab's own calls excluded)

@@ -528,7 +528,10 @@ class Ec2Lab:
         router = self._addr(self.client_cidr, 1)
         self._wire(target, target_arg, "v-client", "eth0", "02:00:00:00:0c:01", ip,
                    self.client_cidr, router)
-        self._batch(target, [f"route add {self.vpc_cidr} via {router} dev eth0"])
+        # A default route to the VPC router, as every EC2 instance has: overlay IPs outside
+        # the VPC CIDR are reached through it (the fabric has no way out, so nothing leaks).
+        self._batch(target, [f"route add {self.vpc_cidr} via {router} dev eth0",
+                             f"route add default via {router} dev eth0"])
         # The client is not an ENI: a fixed /32 to it in the fabric.
         self._batch(self.fabric, [f"route add {ip}/32 dev v-client",
                                   f"neigh replace {ip} lladdr 02:00:00:00:0c:01 dev v-client "
@@ -620,6 +623,67 @@ class Ec2Lab:
         if not a.get("NetworkInterfaceId"):
             return None
         return a["NetworkInterfaceId"], a["PrivateIpAddress"]
+
+    # -- route tables (overlay IPs)
+
+    @property
+    def main_route_table(self) -> str:
+        """The VPC's main route table (every subnet without an association uses it)."""
+        r = self.ec2.describe_route_tables(Filters=[
+            {"Name": "vpc-id", "Values": [self.vpc_id]},
+            {"Name": "association.main", "Values": ["true"]}])
+        return r["RouteTables"][0]["RouteTableId"]
+
+    def create_route_table(self, subnets=(), vpc_id: str | None = None) -> str:
+        """A new route table of the lab VPC (or vpc_id), associated with `subnets` (ids)."""
+        rtb = self.ec2.create_route_table(VpcId=vpc_id or self.vpc_id)["RouteTable"][
+            "RouteTableId"]
+        for s in subnets:
+            self.ec2.associate_route_table(RouteTableId=rtb, SubnetId=s)
+        return rtb
+
+    def set_route(self, table: str, dest: str, node=None, eni=None, wait: bool = True) -> None:
+        """Create or replace the route for dest in table to node's primary ENI (or `eni`);
+        node=None and eni=None deletes it."""
+        if node is None and eni is None:
+            try:
+                self.ec2.delete_route(RouteTableId=table, DestinationCidrBlock=dest)
+            except Exception as e:  # no such route: nothing to delete
+                if "InvalidRoute.NotFound" not in str(e):
+                    raise
+        else:
+            target = self._eni(node, eni)
+            try:
+                self.ec2.replace_route(RouteTableId=table, DestinationCidrBlock=dest,
+                                       NetworkInterfaceId=target)
+            except Exception as e:
+                if "InvalidParameterValue" not in str(e):
+                    raise
+                self.ec2.create_route(RouteTableId=table, DestinationCidrBlock=dest,
+                                      NetworkInterfaceId=target)
+        if wait:
+            self.sync()
+
+    def route_target(self, table: str, dest: str) -> tuple[str, str] | None:
+        """(target id: ENI id, else gateway/instance id; state) of dest's route in table."""
+        rt = self.ec2.describe_route_tables(RouteTableIds=[table])["RouteTables"][0]
+        for r in rt["Routes"]:
+            if r.get("DestinationCidrBlock") == dest:
+                target = (r.get("NetworkInterfaceId") or r.get("InstanceId") or
+                          r.get("GatewayId") or "?")
+                return target, r.get("State", "active")
+        return None
+
+    def set_source_dest_check(self, node, on: bool, eni=None) -> None:
+        """Source/destination check of node's primary ENI (or `eni`); the data plane drops
+        routed traffic for an ENI with the check on."""
+        self.ec2.modify_network_interface_attribute(
+            NetworkInterfaceId=self._eni(node, eni), SourceDestCheck={"Value": on})
+        self.sync()
+
+    def source_dest_check(self, node, eni=None) -> bool:
+        r = self.ec2.describe_network_interfaces(NetworkInterfaceIds=[self._eni(node, eni)])
+        return r["NetworkInterfaces"][0]["SourceDestCheck"]
 
     # -- the call log
 

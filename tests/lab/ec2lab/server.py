@@ -13,7 +13,8 @@ and, inside the node namespaces it is told about (``POST /_lab/nodes``):
 * a relay on 127.0.0.1:<endpoint port> to the host's endpoint, so the same URL works there;
 
 plus the data plane: /32 routes in the fabric namespace mirroring which ENI holds which private
-IP (polled every 50 ms and after each mutating call), optionally lagging like EC2.
+IP (polled every 50 ms and after each mutating call), optionally lagging like EC2, and the VPC
+route tables' routes to ENIs (one kernel table per route table, chosen by the source subnet).
 
 On start it prints one JSON line ``{"endpoint": PORT, "control": PORT}`` to stdout.
 """
@@ -513,7 +514,13 @@ class DataPlane:
     A held IP: ``route IP/32 dev <veth of the ENI>`` plus a permanent neighbour entry (the VPC
     knows every ENI's MAC and never ARPs). An IP that was held once and is not any more: a
     blackhole route (EC2 drops it silently). History of the state is kept so IMDS and the routes
-    can lag behind the API like EC2 does."""
+    can lag behind the API like EC2 does.
+
+    Route tables (not lagged): every VPC route table is a kernel table of its own (100, 101, ...)
+    holding its non-local routes: to an ENI of the lab -> ``via <ENI primary IP> dev <veth>
+    onlink``, anything else -> blackhole; ``ip rule from <subnet CIDR> lookup <table>`` for
+    every subnet (its explicit association, else its VPC's main table), so a client reaches an
+    overlay IP only when its own subnet's table routes it, as in EC2."""
 
     def __init__(self, cloud: "Cloud"):
         self.cloud = cloud
@@ -525,6 +532,11 @@ class DataPlane:
         self.wake = threading.Event()
         self.synced = threading.Condition()
         self.generation = 0
+        # Route tables: rtb id -> kernel table, (rtb, dest) -> target, subnet CIDR -> rtb/pref.
+        self.kernel_tables: dict[str, int] = {}
+        self.applied_routes: dict[tuple[str, str], tuple[str, str] | None] = {}
+        self.applied_rules: dict[str, str] = {}
+        self.rule_prefs: dict[str, int] = {}
         threading.Thread(target=self.loop, daemon=True).start()
 
     def loop(self):
@@ -597,10 +609,69 @@ class DataPlane:
                 cmds.append(f"neigh replace {ip} lladdr {target[1]} dev {target[0]} "
                             f"nud permanent")
             self.applied[ip] = target
+        cmds += self.route_table_cmds()
         if cmds:
             # -force: one failure (a crashed node's veth is gone) must not stop the rest.
             subprocess.run(["ip", "-n", self.fabric, "-force", "-batch", "-"],
                            input="\n".join(cmds) + "\n", text=True, capture_output=True)
+
+    def route_table_snapshot(self) -> tuple[dict, dict]:
+        """({(rtb, dest): (fabric dev, ENI primary IP) | None}, {subnet CIDR: rtb}).
+
+        A route delivers to an ENI of the lab when its state is active and the ENI's
+        source/destination check is off (EC2 drops traffic for an address that is not the ENI's
+        own otherwise); any other route (blackhole, gateway, check on) drops."""
+        with MOTO:
+            b = backend(self.cloud.region)
+            routes, assoc, main = {}, {}, {}
+            for rt in b.route_tables.values():
+                if rt.main_association_id is not None:
+                    main[rt.vpc_id] = rt.id
+                for subnet_id in rt._associations.values():
+                    assoc[subnet_id] = rt.id
+                for r in rt._routes.values():
+                    if r.local or not r.destination_cidr_block:
+                        continue
+                    eni_id, target = r.network_interface_id, None
+                    eni = b.enis.get(eni_id) if eni_id else None
+                    if (eni is not None and eni_id in self.devs and r.state == "active"
+                            and not eni.source_dest_check):
+                        target = (self.devs[eni_id][0], eni.private_ip_address)
+                    routes[(rt.id, r.destination_cidr_block)] = target
+            subnets = {}
+            for by_id in b.subnets.values():
+                for sn in by_id.values():
+                    rtb = assoc.get(sn.id) or main.get(sn.vpc_id)
+                    if rtb:
+                        subnets[sn.cidr_block] = rtb
+            return routes, subnets
+
+    def route_table_cmds(self) -> list[str]:
+        routes, subnets = self.route_table_snapshot()
+        cmds = []
+        for rtb in {t for t, _ in routes} | set(subnets.values()):
+            self.kernel_tables.setdefault(rtb, 100 + len(self.kernel_tables))
+        for key, target in routes.items():
+            if self.applied_routes.get(key, "new") == target:
+                continue
+            rtb, dest = key
+            n = self.kernel_tables[rtb]
+            cmds.append(f"route replace blackhole {dest} table {n}" if target is None else
+                        f"route replace {dest} via {target[1]} dev {target[0]} onlink table {n}")
+            self.applied_routes[key] = target
+        for key in [k for k in self.applied_routes if k not in routes]:
+            cmds.append(f"route del {key[1]} table {self.kernel_tables[key[0]]}")
+            del self.applied_routes[key]
+        for cidr, rtb in subnets.items():
+            if self.applied_rules.get(cidr) == rtb:
+                continue
+            pref = self.rule_prefs.setdefault(cidr, 1000 + len(self.rule_prefs))
+            if cidr in self.applied_rules:
+                cmds.append(f"rule del pref {pref}")
+            # No match in the subnet's table falls through to main (the ENIs' own /32s).
+            cmds.append(f"rule add from {cidr} lookup {self.kernel_tables[rtb]} pref {pref}")
+            self.applied_rules[cidr] = rtb
+        return cmds
 
 
 # ---------------------------------------------------------------- the cloud

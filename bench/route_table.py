@@ -1,0 +1,250 @@
+#!/usr/bin/env python3
+"""Benchmark of route-table against resource-agents' aws-vpc-move-ip, in one run on the EC2 lab.
+
+Both agents run inside the lab's node namespaces against the same stand-in (moto with the
+fidelity fixes, tests/lab/ec2lab): ours with the node's instance-role credentials from IMDS,
+aws-vpc-move-ip with the awscli wrapper and a profile (lab.aws_env). Both configure the
+overlay IP as a /32 on eth0 and point 1, 10 and 50 route tables at the node's ENI. Prints a
+table (medians; wall and CPU of the whole process tree, its largest RSS, EC2 API calls per
+action), the client-observed outage of a planned move node1 -> node2 (the client subnet's
+table is one of the tables) and the issue's targets. Asserts nothing.
+
+    CLOUDHA_BIN=.../release/cloudha python3 bench/route_table.py [--runs 5] [--peer-runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "lab"))
+
+from aws import TIMED, Run, med  # noqa: E402  (bench/aws.py: bash time + GNU time)
+from ec2lab import Ec2Lab  # noqa: E402
+from ec2lab.lab import clean_env  # noqa: E402
+
+OVERLAY = "192.168.100.10"
+DEST = OVERLAY + "/32"
+PORT = 8080
+MOVE_IP = "/usr/lib/ocf/resource.d/heartbeat/aws-vpc-move-ip"
+SCALES = (1, 10, 50)
+ACTIONS = ("start", "probe", "monitor (recurring, depth 0)", "monitor (recurring, monapi)",
+           "stop")
+
+
+def measure(lab, node, argv, env) -> Run:
+    """bench/aws.py's measure with room for aws-vpc-move-ip on 50 tables (~6 minutes)."""
+    out = lab.dir / "bench-time"
+    t = time.monotonic()
+    p = node.exec(["bash", "-c", TIMED, str(out), *argv], env=env, timeout=900)
+    calls = [c for c in lab.calls(t) if c["service"] == "ec2"]
+    wall, user, sys_ = out.read_text().split()[-3:]
+    rss_kb = int(Path(f"{out}.rss").read_text().split()[-1])
+    err = Path(f"{out}.err").read_text()
+    return Run(p.returncode, float(wall), float(user) + float(sys_), rss_kb / 1024,
+               calls if p.returncode in (0, 7) else (calls, err))
+
+
+class Cloudha:
+    name = "cloudha route-table"
+
+    def __init__(self, lab, binary):
+        self.lab, self.binary = lab, binary
+
+    def env(self, node, tables, interval=None):
+        home = self.lab.dir / "bench-home"
+        home.mkdir(exist_ok=True)
+        env = clean_env({
+            "HOME": str(home), "OCF_ROOT": "/usr/lib/ocf", "OCF_RESOURCE_INSTANCE": "overlay1",
+            "OCF_RA_VERSION_MAJOR": "1", "OCF_RA_VERSION_MINOR": "1",
+            "OCF_RESKEY_CRM_meta_timeout": "60000",
+            "CLOUDHA_RUN_DIR": str(self.lab.dir / f"bench-run-{node.name}"),
+            "CLOUDHA_DMI_DIR": "/nonexistent",
+            "OCF_RESKEY_ip": OVERLAY, "OCF_RESKEY_nic": "eth0",
+            "OCF_RESKEY_route_tables": ",".join(tables),
+            "OCF_RESKEY_endpoint_url": self.lab.endpoint})
+        env.pop("NO_PROXY", None)
+        if interval:
+            env["OCF_RESKEY_CRM_meta_interval"] = str(interval)
+        return env
+
+    def action(self, node, action, tables):
+        verb, interval, extra = {
+            "start": ("start", None, {}), "stop": ("stop", None, {}),
+            "probe": ("monitor", None, {}),
+            "monitor (recurring, depth 0)": ("monitor", 10000, {}),
+            # Ours has no monapi; its equivalent is a cloud check on every monitor.
+            "monitor (recurring, monapi)": ("monitor", 10000,
+                                            {"OCF_RESKEY_cloud_check_interval": "0"}),
+        }[action]
+        env = {**self.env(node, tables, interval), **extra}
+        return measure(self.lab, node, [self.binary, "route-table", verb], env)
+
+
+class MoveIp:
+    name = "aws-vpc-move-ip"
+
+    def __init__(self, lab):
+        self.lab = lab
+
+    def env(self, node, tables, interval=None, monapi=False):
+        env = self.lab.aws_env(node)
+        env.update({"OCF_ROOT": "/usr/lib/ocf", "OCF_RESOURCE_INSTANCE": "overlay1",
+                    "OCF_RA_VERSION_MAJOR": "1", "OCF_RA_VERSION_MINOR": "1",
+                    "OCF_RESKEY_ip": OVERLAY, "OCF_RESKEY_routing_table": ",".join(tables),
+                    "OCF_RESKEY_interface": "eth0",
+                    "OCF_RESKEY_awscli": str(self.lab.dir / "aws"),
+                    "OCF_RESKEY_profile": "default",
+                    "OCF_RESKEY_monapi": "true" if monapi else "false"})
+        if interval:
+            env["OCF_RESKEY_CRM_meta_interval"] = str(interval)
+        return env
+
+    def action(self, node, action, tables):
+        verb, interval, monapi = {
+            "start": ("start", None, False), "stop": ("stop", None, False),
+            "probe": ("monitor", None, False),
+            "monitor (recurring, depth 0)": ("monitor", 10000, False),
+            "monitor (recurring, monapi)": ("monitor", 10000, True),
+        }[action]
+        return measure(self.lab, node, [MOVE_IP, verb], self.env(node, tables, interval, monapi))
+
+
+def reset(lab, tables, to_node):
+    """Every table routes the overlay IP to `to_node`, no node has the address."""
+    for t in tables:
+        lab.set_route(t, DEST, to_node, wait=False)
+    for n in lab.nodes:
+        n.exec(["ip", "addr", "del", f"{OVERLAY}/32", "dev", "eth0"])
+    lab.sync()
+
+
+def cycle(agent, lab, tables, runs) -> dict:
+    n1, n2 = lab.node(1), lab.node(2)
+    out = {a: [] for a in ACTIONS}
+    for _ in range(runs):
+        reset(lab, tables, n2)  # start has every table to change
+        for a in ACTIONS:
+            out[a].append(agent.action(n1, a, tables))
+    return out
+
+
+def planned_move(agent, lab, tables) -> float | None:
+    """Client-observed outage of stop on node1 then start on node2."""
+    n1, n2 = lab.node(1), lab.node(2)
+    reset(lab, tables, n2)
+    agent.action(n1, "start", tables)
+    lab.sync()
+    poller = lab.client.poll(OVERLAY, PORT, every=0.02, timeout=0.1)
+    try:
+        deadline = time.monotonic() + 10
+        while "node1" not in [a for _, a in poller.results()] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        t = time.monotonic()
+        agent.action(n1, "stop", tables)
+        agent.action(n2, "start", tables)
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            if any(a == "node2" and ts > t for ts, a in poller.results()):
+                break
+            time.sleep(0.02)
+        time.sleep(0.2)
+    finally:
+        poller.stop()
+    res = poller.results()
+    last1 = max((ts for ts, a in res if a == "node1"), default=None)
+    first2 = min((ts for ts, a in res if a == "node2" and ts > t), default=None)
+    agent.action(n2, "stop", tables)
+    return None if last1 is None or first2 is None else first2 - last1
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5, help="cycles of cloudha per scale")
+    ap.add_argument("--peer-runs", type=int, default=3,
+                    help="cycles of aws-vpc-move-ip with 1 table (1 cycle at 10 and 50: "
+                         "~2 s and 1 s of sleep per table and call)")
+    ap.add_argument("--scales", default=",".join(map(str, SCALES)))
+    args = ap.parse_args()
+    scales = [int(s) for s in args.scales.split(",")]
+    binary = os.environ.get("CLOUDHA_BIN")
+    if not binary or not os.access(binary, os.X_OK):
+        print("CLOUDHA_BIN must point at the cloudha binary (make bench-route-table)",
+              file=sys.stderr)
+        return 2
+    t0 = time.monotonic()
+    results: dict[int, dict[str, dict]] = {}
+    outages = {}
+    with Ec2Lab(nodes=2, name="benchrt") as lab:
+        for n in lab.nodes:
+            n.serve_name(PORT)
+            lab.ec2.modify_network_interface_attribute(NetworkInterfaceId=n.eni_id,
+                                                       SourceDestCheck={"Value": False})
+        # The client subnet's table first, so every scale carries the client's traffic.
+        tables = [lab.create_route_table([lab.client_subnet_id])]
+        tables += [lab.create_route_table() for _ in range(max(scales) - 1)]
+        ours, peer = Cloudha(lab, binary), MoveIp(lab)
+        cycle(ours, lab, tables[:1], 1)  # warm moto's paths before timing
+        cycle(peer, lab, tables[:1], 1)
+        for n in scales:
+            results[n] = {ours.name: cycle(ours, lab, tables[:n], args.runs),
+                          peer.name: cycle(peer, lab, tables[:n],
+                                           args.peer_runs if n == 1 else 1)}
+            print(f"{n} tables done at {time.monotonic() - t0:.0f} s", file=sys.stderr)
+        for n in (1, 10):
+            if n in scales:
+                outages[n] = {a.name: planned_move(a, lab, tables[:n]) for a in (ours, peer)}
+
+    print(f"\nroute-table vs aws-vpc-move-ip on the EC2 lab (medians; cloudha {args.runs} runs, "
+          f"aws-vpc-move-ip {args.peer_runs} runs at 1 table, 1 run at 10 and 50; "
+          f"{time.monotonic() - t0:.0f} s in all)\n")
+    print("| tables | action | agent | wall s | CPU s | max RSS MB | EC2 calls | "
+          "DescribeRouteTables | exit codes |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    failures = []
+    for n, by_agent in results.items():
+        for action in ACTIONS:
+            for name, res in by_agent.items():
+                runs = res[action]
+                ok = [r for r in runs if not isinstance(r.calls, tuple)]
+                failures += [(n, name, action, r.rc, r.calls[1][-400:]) for r in runs
+                             if isinstance(r.calls, tuple)]
+                calls = med([len(r.calls) for r in ok]) if ok else float("nan")
+                desc = med([sum(c["action"] == "DescribeRouteTables" for c in r.calls)
+                            for r in ok]) if ok else float("nan")
+                print(f"| {n} | {action} | {name} | {med([r.wall for r in runs]):.3f} | "
+                      f"{med([r.cpu for r in runs]):.3f} | "
+                      f"{max(r.rss_mb for r in runs):.1f} | {calls:g} | {desc:g} | "
+                      f"{','.join(sorted({str(r.rc) for r in runs}))} |")
+    print()
+    for n, o in outages.items():
+        for name, v in o.items():
+            print(f"planned move node1 -> node2 with {n} tables (stop a, start b), client "
+                  f"outage, {name}: " + (f"{v:.3f} s" if v is not None else "not measured"))
+    print("\ntargets:")
+    wall = {n: {name: med([r.wall for r in res["start"]]) for name, res in r.items()}
+            for n, r in results.items()}
+    for n in results:
+        w = wall[n]
+        print(f"  start, {n} tables: cloudha {w[Cloudha.name]:.3f} s, aws-vpc-move-ip "
+              f"{w[MoveIp.name]:.3f} s: {w[MoveIp.name] / w[Cloudha.name]:.0f}x faster "
+              f"(target >= 20x)")
+        most = max(sum(c["action"] == "DescribeRouteTables" for c in r.calls)
+                   for r in results[n][Cloudha.name]["start"]
+                   if not isinstance(r.calls, tuple)) if results[n][Cloudha.name]["start"] else -1
+        print(f"  DescribeRouteTables per cloudha start, {n} tables: at most {most} "
+              f"(target <= 2)")
+    if 1 in wall and 50 in wall:
+        r = wall[50][Cloudha.name] / wall[1][Cloudha.name]
+        print(f"  cloudha start, 50 tables / 1 table: {r:.2f}x (target <= 2x)")
+    for f in failures:
+        print(f"unexpected exit: {f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1102 @@
+//! route-table: an overlay IP (outside the VPC's CIDR) reached through VPC route tables whose
+//! entry for it points at the active node's ENI — every table that needs it, verified and
+//! repaired (the LifeKeeper "backend cluster" pattern, aws-vpc-move-ip's job). Clients in any
+//! subnet whose route table holds the entry reach the node; the node itself answers because
+//! the address is configured on its interface.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::vip::check_ifname;
+use super::{ActionDecl, Agent, AgentDef, Ctx, Health};
+use crate::cloud::aws::Aws;
+use crate::cloud::routes::{Change, Dest, EniInfo, Needs, Routes, Selection, Table};
+use crate::cloud::{self};
+use crate::error::{Error, Kind, Result};
+use crate::host::{Host, Link};
+use crate::params::{Param, Type, Values};
+
+static PARAMS: &[Param] = &[
+    Param::new(
+        "ip",
+        "Overlay IP address",
+        "The overlay IPv4 address clients use, outside every CIDR block of the VPC (EC2 routes \
+         addresses inside the VPC by its local route, so a route table entry for them is \
+         refused). A bare address means a /32 route; address/prefix (192.168.100.10/28) routes \
+         the whole block 192.168.100.0/28 to this node, and the address itself is the one \
+         configured locally.",
+    )
+    .required()
+    .unique_group("address"),
+    Param::new(
+        "route_tables",
+        "Route tables",
+        "The route tables (rtb-..., separated by commas or spaces) whose route for ip must point \
+         at this node's ENI: the tables of every subnet whose clients use the address. auto: \
+         every route table of this node's VPC that already holds a route for ip's destination \
+         (looked up at each start and cloud check; a table whose route was deleted is then \
+         simply no longer managed).",
+    )
+    .default("auto"),
+    Param::new(
+        "create_missing",
+        "Create missing routes",
+        "When a listed route table has no route for the destination, create it (CreateRoute) \
+         instead of refusing to start. Off by default: a missing route usually means a typo \
+         in route_tables, and creating routes changes which clients reach the address.",
+    )
+    .ty(Type::Boolean)
+    .default("false"),
+    Param::new(
+        "nic",
+        "Network interface",
+        "The interface whose ENI the routes point at, and where the address is configured. \
+         Default: the interface of the route this node uses towards ip (normally the default \
+         route).",
+    ),
+    Param::new(
+        "local_address",
+        "Configure the address locally",
+        "Configure ip as a /32 on nic at start (removed at stop), so this node accepts the \
+         traffic the routes deliver. Turn it off only when something else configures the \
+         address; the resource's local state is then a marker under /run/cloudha.",
+    )
+    .ty(Type::Boolean)
+    .default("true"),
+    Param::new(
+        "source_dest_check",
+        "Source/destination check handling",
+        "EC2 drops traffic for an address that is not the ENI's own unless the ENI's \
+         source/destination check is off. check: verify it is off at start and refuse to start \
+         (exit 2) when it is on. disable: turn it off when it is on \
+         (ModifyNetworkInterfaceAttribute, needs that permission). ignore: do not look.",
+    )
+    .ty(Type::Select(&["check", "disable", "ignore"]))
+    .default("check"),
+    Param::new(
+        "region",
+        "AWS region",
+        "The region of the EC2 API. Default: AWS_REGION, then the instance's own region from \
+         instance metadata.",
+    ),
+    Param::new(
+        "profile",
+        "AWS profile",
+        "A profile of the AWS config and credentials files (looked for in the home directory \
+         of the user the agent runs as when HOME is unset). Default: the standard credential \
+         chain (environment, profile, instance role).",
+    ),
+    Param::new(
+        "role_arn",
+        "IAM role for route changes",
+        "Assume this role (STS AssumeRole) with the node's credentials for every EC2 call, e.g. \
+         a role allowed to change the route tables (or one of the account that owns a shared \
+         VPC) while the instance role stays minimal.",
+    ),
+    Param::new(
+        "endpoint_url",
+        "EC2 endpoint URL",
+        "Send EC2 calls to this URL instead of the regional endpoint, e.g. a VPC interface \
+         endpoint. HTTPS_PROXY and NO_PROXY from the environment are honoured.",
+    ),
+    Param::new(
+        "cloud_check_interval",
+        "Seconds between cloud checks",
+        "A recurring monitor at depth 0 looks only at the local address and makes no API \
+         call, except once this many seconds have passed since the last good check \
+         (remembered under /run/cloudha). Probes and OCF_CHECK_LEVEL >= 10 always read the \
+         route tables. 0 reads them on every monitor. All tables pointing here: running; none: \
+         not running (7, another node took the address); some: the others are repaired in \
+         place with a warning. Throttling, 5xx answers and timeouts are logged and leave a \
+         healthy resource running.",
+    )
+    .ty(Type::Integer {
+        min: 0,
+        max: 86_400,
+    })
+    .default("60"),
+];
+
+static ACTIONS: [ActionDecl; 6] = [
+    ActionDecl::new("start", 30),
+    ActionDecl::new("stop", 20),
+    ActionDecl::new("monitor", 20).every(10, 0),
+    ActionDecl::new("monitor", 30).every(60, 10),
+    ActionDecl::new("meta-data", 5),
+    ActionDecl::new("validate-all", 30),
+];
+
+pub static AGENT: AgentDef = AgentDef {
+    name: "route-table",
+    shortdesc: "Overlay IP routed to this node through VPC route tables (AWS)",
+    longdesc: "Makes an overlay IP address outside the VPC's CIDR reach this node: every \
+               selected VPC route table gets its route for the address pointed at the ENI of \
+               nic, and the address is configured on nic. start reads all tables with one \
+               DescribeRouteTables call, changes every table that does not point here at once \
+               (ReplaceRoute, or CreateRoute with create_missing), confirms with one more read \
+               and adds the address; a table that cannot be changed fails the start with its \
+               id in the reason. stop removes the local address and leaves the routes: the \
+               next node's start replaces them, and removing them would black-hole clients \
+               during a planned move. monitor at depth 0 checks the local address only; on \
+               probes, at OCF_CHECK_LEVEL 10 and every cloud_check_interval seconds it reads \
+               the tables: all pointing here is running, none is not running (7), some is \
+               repaired in place with a warning (local recovery instead of a failover); \
+               blackhole routes are reported. validate-all at OCF_CHECK_LEVEL 10 (or cloudha \
+               route-table check) is a pre-flight: metadata, ENI, VPC, the tables, \
+               source/destination check and the IAM permissions (DryRun). Exit codes: a \
+               configuration wrong everywhere (no such table, no route and create_missing \
+               off) gives 6, a problem of this node (missing interface, table of another VPC, \
+               source/destination check on) 2 or 5, a missing permission 4, transient trouble \
+               (throttling, 5xx, timeouts) 1; stop of a stopped resource gives 0.",
+    params: PARAMS,
+    actions: &ACTIONS,
+    build: RouteTable::build,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SourceDest {
+    Check,
+    Disable,
+    Ignore,
+}
+
+pub struct RouteTable {
+    ip: Ipv4Addr,
+    dest: Dest,
+    tables: Selection,
+    create_missing: bool,
+    nic: Option<String>,
+    local_address: bool,
+    source_dest: SourceDest,
+    opts: cloud::Options,
+    check_interval: Duration,
+}
+
+/// `a.b.c.d` or `a.b.c.d/len`: the address configured locally and the route's destination.
+fn parse_ip(raw: &str) -> Result<(Ipv4Addr, Dest)> {
+    let (addr, len) = match raw.split_once('/') {
+        Some((a, l)) => {
+            let len: u8 = l.parse().ok().filter(|l| *l <= 32).ok_or_else(|| {
+                Error::config(format!("ip='{raw}': '{l}' is not a prefix length 0..32"))
+            })?;
+            (a, len)
+        }
+        None => (raw, 32),
+    };
+    let ip: Ipv4Addr = addr.parse().map_err(|_| {
+        let v6 = addr.parse::<std::net::Ipv6Addr>().is_ok();
+        Error::config(if v6 {
+            format!("ip='{raw}': route-table manages IPv4 overlay addresses only")
+        } else {
+            format!("ip='{raw}' is not an IPv4 address (a.b.c.d or a.b.c.d/prefix)")
+        })
+    })?;
+    let why = match ip {
+        _ if ip.is_unspecified() => Some("the unspecified address"),
+        _ if ip.is_multicast() => Some("a multicast address"),
+        _ if ip.is_loopback() => Some("a loopback address"),
+        _ if ip.is_broadcast() => Some("the broadcast address"),
+        _ if ip.is_link_local() => Some("a link-local address (instance metadata lives there)"),
+        _ => None,
+    };
+    if let Some(w) = why {
+        return Err(Error::config(format!(
+            "ip={ip} is {w} and cannot be an overlay IP"
+        )));
+    }
+    if len < 8 {
+        return Err(Error::config(format!(
+            "ip='{raw}': a /{len} would send a large part of the internet to this node; use the \
+             overlay address or a small block"
+        )));
+    }
+    Ok((ip, Dest::of(ip, len)))
+}
+
+fn parse_tables(raw: &str) -> Result<Selection> {
+    let words: Vec<&str> = raw
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect();
+    match words.as_slice() {
+        [] => Err(Error::config(
+            "route_tables is empty: list the route tables (rtb-...) or say auto",
+        )),
+        ["auto"] => Ok(Selection::Auto),
+        _ => {
+            let mut ids: Vec<String> = Vec::new();
+            for w in words {
+                let hex = w.strip_prefix("rtb-").unwrap_or("");
+                if hex.is_empty() || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(Error::config(format!(
+                        "route_tables: '{w}' is not a route table id (rtb-...); give ids \
+                         separated by commas, or auto alone"
+                    )));
+                }
+                if !ids.iter().any(|i| i == w) {
+                    ids.push(w.to_string());
+                }
+            }
+            Ok(Selection::Ids(ids))
+        }
+    }
+}
+
+/// One error for the tables that could not be changed, naming each.
+fn combine(what: &str, results: Vec<(String, Result<()>)>) -> Result<()> {
+    let total = results.len();
+    let failed: Vec<(String, Error)> = results
+        .into_iter()
+        .filter_map(|(t, r)| r.err().map(|e| (t, e)))
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    // A transient failure is retried by a restart; anything else decides the exit code.
+    let kind = failed
+        .iter()
+        .map(|(_, e)| e.kind)
+        .find(|k| *k != Kind::Transient)
+        .unwrap_or(Kind::Transient);
+    let list = failed
+        .iter()
+        .map(|(t, e)| format!("{t}: {e}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(Error::new(
+        kind,
+        format!(
+            "{what} failed in {} of {total} route tables: {list}",
+            failed.len()
+        ),
+    ))
+}
+
+impl RouteTable {
+    fn build(v: &Values) -> Result<Box<dyn Agent>> {
+        let (ip, dest) = parse_ip(v.str("ip").unwrap_or_default().trim())?;
+        let tables = parse_tables(v.str("route_tables").unwrap_or("auto"))?;
+        let local_address = v.bool("local_address").unwrap_or(true);
+        if local_address && dest.len < 31 && (ip == dest.net || ip == broadcast(dest)) {
+            return Err(Error::config(format!(
+                "ip={ip}/{} is the network or broadcast address of {dest}; give a host address \
+                 inside the block (it is configured on this node), or local_address=false",
+                dest.len
+            )));
+        }
+        let create_missing = v.bool("create_missing").unwrap_or(false);
+        if create_missing && tables == Selection::Auto {
+            return Err(Error::config(
+                "create_missing=true needs the route tables listed in route_tables: auto only \
+                 finds tables that already hold the route",
+            ));
+        }
+        let nic = v.str("nic").filter(|s| !s.is_empty()).map(str::to_string);
+        if let Some(n) = &nic {
+            check_ifname("nic", n)?;
+        }
+        let opt = |k: &str| v.str(k).filter(|s| !s.is_empty()).map(str::to_string);
+        let opts = cloud::Options {
+            region: opt("region"),
+            profile: opt("profile"),
+            role_arn: opt("role_arn"),
+            endpoint_url: opt("endpoint_url"),
+            ..Default::default()
+        };
+        if let Some(r) = &opts.role_arn
+            && !r.starts_with("arn:")
+        {
+            return Err(Error::config(format!(
+                "role_arn='{r}' is not an ARN (arn:aws:iam::<account>:role/<name>)"
+            )));
+        }
+        if let Some(u) = &opts.endpoint_url
+            && !(u.starts_with("https://") || u.starts_with("http://"))
+        {
+            return Err(Error::config(format!(
+                "endpoint_url='{u}' must start with https:// (or http://)"
+            )));
+        }
+        let source_dest = match v.str("source_dest_check") {
+            Some("disable") => SourceDest::Disable,
+            Some("ignore") => SourceDest::Ignore,
+            _ => SourceDest::Check,
+        };
+        Ok(Box::new(RouteTable {
+            ip,
+            dest,
+            tables,
+            create_missing,
+            nic,
+            local_address,
+            source_dest,
+            opts,
+            check_interval: Duration::from_secs(v.int("cloud_check_interval").unwrap_or(60) as u64),
+        }))
+    }
+
+    fn with_routes<T>(&self, cx: &Ctx, f: impl FnOnce(&dyn Routes) -> Result<T>) -> Result<T> {
+        if let Some(r) = cx.routes {
+            return f(r);
+        }
+        let aws = Aws::new(&self.opts, &cx.paths.run_dir, cx.deadline)?;
+        f(&aws)
+    }
+
+    fn state_file(&self, cx: &Ctx, what: &str) -> PathBuf {
+        cx.paths
+            .run_dir
+            .join("route-table")
+            .join(format!("{}_{}.{what}", self.dest.net, self.dest.len))
+    }
+
+    fn touch(&self, cx: &Ctx, what: &str) {
+        let path = self.state_file(cx, what);
+        let res = path
+            .parent()
+            .map(std::fs::create_dir_all)
+            .unwrap_or(Ok(()))
+            .and_then(|_| std::fs::write(&path, b""));
+        if let Err(e) = res {
+            tracing::debug!("cannot write {}: {e}", path.display());
+        }
+    }
+
+    fn cloud_check_due(&self, cx: &Ctx) -> bool {
+        if cx.probe || cx.check_level >= 10 || self.check_interval.is_zero() {
+            return true;
+        }
+        let age = std::fs::metadata(self.state_file(cx, "cloud-checked"))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        age.is_none_or(|a| a >= self.check_interval)
+    }
+
+    /// The interface whose ENI the routes point at.
+    fn link(&self, host: &dyn Host) -> Result<Link> {
+        match &self.nic {
+            Some(name) => host.link_by_name(name)?.ok_or_else(|| {
+                Error::not_installed(format!("interface nic={name} does not exist on this node"))
+            }),
+            None => {
+                let hop = host.route_to(IpAddr::V4(self.ip))?.ok_or_else(|| {
+                    Error::host_args(format!(
+                        "this node has no route towards {} to pick an interface from; set nic",
+                        self.ip
+                    ))
+                })?;
+                host.link_by_index(hop.link)?.ok_or_else(|| {
+                    Error::transient(format!(
+                        "interface {} vanished while looking it up",
+                        hop.link
+                    ))
+                })
+            }
+        }
+    }
+
+    fn usable(link: &Link) -> Result<()> {
+        if !link.admin_up {
+            return Err(Error::host_args(format!(
+                "interface {} is down on this node",
+                link.name
+            )));
+        }
+        if !link.carrier {
+            return Err(Error::host_args(format!(
+                "interface {} has no carrier on this node",
+                link.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// Say it loudly when the address is inside the VPC: EC2 will not route it by table.
+    fn inside_vpc(&self, eni: &EniInfo) -> Option<String> {
+        eni.vpc_cidrs
+            .iter()
+            .find(|c| c.overlaps(&self.dest))
+            .map(|c| {
+                format!(
+                    "ip={} ({}) lies inside CIDR {c} of {}: EC2 delivers addresses of the VPC by \
+                 its local route, and a route table entry for a destination inside a VPC CIDR \
+                 is refused unless it matches a whole subnet; an overlay IP must be outside \
+                 every CIDR block of the VPC",
+                    self.ip, self.dest, eni.vpc
+                )
+            })
+    }
+
+    /// The selected tables, checked: in our VPC, holding a route (or allowed to get one).
+    fn survey(&self, routes: &dyn Routes, eni: &EniInfo) -> Result<Vec<Table>> {
+        let tables = routes.tables(&self.tables, self.dest, &eni.vpc)?;
+        if tables.is_empty() {
+            return Err(Error::config(format!(
+                "route_tables=auto: no route table of {} holds a route for {}; create the route \
+                 in the tables of the clients' subnets (aws ec2 create-route \
+                 --destination-cidr-block {} ...) or list them with create_missing=true",
+                eni.vpc, self.dest, self.dest
+            )));
+        }
+        let foreign: Vec<String> = tables
+            .iter()
+            .filter(|t| t.vpc != eni.vpc)
+            .map(|t| format!("{} ({})", t.id, t.vpc))
+            .collect();
+        if !foreign.is_empty() {
+            return Err(Error::host_args(format!(
+                "route tables {} are not in {}, the VPC of this node's ENI {}; a route can only \
+                 point at an ENI of the table's own VPC",
+                foreign.join(", "),
+                eni.vpc,
+                eni.id
+            )));
+        }
+        let missing: Vec<&str> = tables
+            .iter()
+            .filter(|t| t.route.is_none())
+            .map(|t| t.id.as_str())
+            .collect();
+        if !missing.is_empty() && !self.create_missing {
+            return Err(Error::config(format!(
+                "route tables {} have no route for {}; create it there, fix route_tables, or \
+                 set create_missing=true",
+                missing.join(", "),
+                self.dest
+            )));
+        }
+        for t in tables
+            .iter()
+            .filter(|t| t.route.as_ref().is_some_and(|r| r.blackhole))
+        {
+            tracing::warn!(
+                "{}: the route for {} is a blackhole (its target {} is gone, detached or \
+                 stopped): clients of that table cannot reach {}",
+                t.id,
+                self.dest,
+                t.describe(),
+                self.ip
+            );
+        }
+        Ok(tables)
+    }
+
+    fn changes(&self, tables: &[Table], eni: &str) -> Vec<Change> {
+        tables
+            .iter()
+            .filter(|t| !t.points_at(eni))
+            .map(|t| Change {
+                table: t.id.clone(),
+                create: t.route.is_none(),
+            })
+            .collect()
+    }
+
+    fn source_dest_check(&self, routes: &dyn Routes, eni: &EniInfo, nic: &Link) -> Result<()> {
+        if self.source_dest == SourceDest::Ignore || !routes.source_dest_check(&eni.id)? {
+            return Ok(());
+        }
+        if self.source_dest == SourceDest::Disable {
+            return routes.disable_source_dest_check(&eni.id);
+        }
+        Err(Error::host_args(format!(
+            "source/destination check is on for {} ({}): EC2 drops the traffic routed to {} \
+             there; turn it off (aws ec2 modify-network-interface-attribute \
+             --network-interface-id {} --no-source-dest-check) or set source_dest_check=disable",
+            eni.id, nic.name, self.ip, eni.id
+        )))
+    }
+
+    fn local_addrs(&self, host: &dyn Host) -> Result<Vec<crate::host::Addr>> {
+        Ok(host
+            .addrs()?
+            .into_iter()
+            .filter(|a| a.ip == IpAddr::V4(self.ip))
+            .collect())
+    }
+
+    fn configure_local(&self, host: &dyn Host, link: &Link) -> Result<()> {
+        let mut present = false;
+        for a in self.local_addrs(host)? {
+            if a.link == link.index && a.prefix == 32 {
+                present = true;
+            } else {
+                tracing::warn!(
+                    "removing {}/{} from interface {} before configuring it on {}",
+                    a.ip,
+                    a.prefix,
+                    a.link,
+                    link.name
+                );
+                host.del_addr(a.link, a.ip, a.prefix)?;
+            }
+        }
+        if !present {
+            tracing::info!("adding {}/32 to {}", self.ip, link.name);
+            host.add_addr(link.index, IpAddr::V4(self.ip), 32)?;
+        }
+        if !self.local_addrs(host)?.iter().any(|a| a.link == link.index) {
+            return Err(Error::failed(format!(
+                "{} was added to {} but the kernel does not list it",
+                self.ip, link.name
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn broadcast(d: Dest) -> Ipv4Addr {
+    let host = if d.len >= 32 { 0 } else { u32::MAX >> d.len };
+    Ipv4Addr::from(u32::from(d.net) | host)
+}
+
+impl Agent for RouteTable {
+    fn start(&self, cx: &Ctx) -> Result<()> {
+        let link = self.link(cx.host)?;
+        Self::usable(&link)?;
+        self.with_routes(cx, |routes| {
+            let eni = routes.eni(&link)?;
+            if let Some(w) = self.inside_vpc(&eni) {
+                tracing::warn!("{w}");
+            }
+            // Every check before the first change: a bad table changes nothing anywhere.
+            let tables = self.survey(routes, &eni)?;
+            self.source_dest_check(routes, &eni, &link)?;
+            let changes = self.changes(&tables, &eni.id);
+            if changes.is_empty() {
+                tracing::info!(
+                    "all {} route tables already send {} to {} ({})",
+                    tables.len(),
+                    self.dest,
+                    eni.id,
+                    link.name
+                );
+            } else {
+                for c in &changes {
+                    let was = tables.iter().find(|t| t.id == c.table).map(Table::describe);
+                    tracing::info!(
+                        "{}: {} -> {} (was {})",
+                        c.table,
+                        self.dest,
+                        eni.id,
+                        was.unwrap_or_default()
+                    );
+                }
+                combine(
+                    &format!("pointing {} at {}", self.dest, eni.id),
+                    routes.point(self.dest, &eni.id, &changes),
+                )?;
+                let now = routes.tables(&self.tables, self.dest, &eni.vpc)?;
+                let astray: Vec<String> = now
+                    .iter()
+                    .filter(|t| !t.points_at(&eni.id))
+                    .map(|t| format!("{} -> {}", t.id, t.describe()))
+                    .collect();
+                if !astray.is_empty() {
+                    // Another node's start may have written after us: not ours to fight.
+                    return Err(Error::transient(format!(
+                        "EC2 accepted the route changes but now shows {} for {}: another node \
+                         may be taking the address",
+                        astray.join(", "),
+                        self.dest
+                    )));
+                }
+            }
+            if self.local_address {
+                self.configure_local(cx.host, &link)?;
+            }
+            self.touch(cx, "started");
+            self.touch(cx, "cloud-checked");
+            Ok(())
+        })
+    }
+
+    fn stop(&self, cx: &Ctx) -> Result<()> {
+        // Routes stay: the next node's start points them at itself, and taking them away
+        // would black-hole clients during a planned move.
+        if self.local_address {
+            for a in self.local_addrs(cx.host)? {
+                tracing::info!("removing {}/{} from interface {}", a.ip, a.prefix, a.link);
+                cx.host.del_addr(a.link, a.ip, a.prefix)?;
+            }
+        }
+        for what in ["started", "cloud-checked"] {
+            let _ = std::fs::remove_file(self.state_file(cx, what));
+        }
+        Ok(())
+    }
+
+    fn monitor(&self, cx: &Ctx) -> Result<Health> {
+        let link = if self.local_address {
+            let present = self.local_addrs(cx.host)?;
+            let Some(a) = present.first() else {
+                return Ok(Health::NotRunning);
+            };
+            let link = self.link(cx.host)?;
+            if a.link != link.index {
+                return Err(Error::failed(format!(
+                    "{} is configured on interface {}, not on {}",
+                    self.ip, a.link, link.name
+                )));
+            }
+            Self::usable(&link).map_err(|e| {
+                Error::failed(format!(
+                    "{} is configured but unusable: {}",
+                    self.ip, e.message
+                ))
+            })?;
+            link
+        } else {
+            if !cx.probe && !self.state_file(cx, "started").exists() {
+                return Ok(Health::NotRunning);
+            }
+            self.link(cx.host)?
+        };
+        if !self.cloud_check_due(cx) {
+            return Ok(Health::Running);
+        }
+        // Without a local address a probe has only the cloud to go by: no answer, no verdict.
+        let local_truth = self.local_address || !cx.probe;
+        let outcome = self.with_routes(cx, |routes| {
+            let eni = routes.eni(&link)?;
+            let tables = routes.tables(&self.tables, self.dest, &eni.vpc)?;
+            for t in tables
+                .iter()
+                .filter(|t| t.route.as_ref().is_some_and(|r| r.blackhole))
+            {
+                tracing::warn!(
+                    "{}: the route for {} is a blackhole (target {} gone or stopped)",
+                    t.id,
+                    self.dest,
+                    t.describe()
+                );
+            }
+            let ours = tables.iter().filter(|t| t.points_at(&eni.id)).count();
+            if ours == 0 {
+                let elsewhere: Vec<String> = tables
+                    .iter()
+                    .map(|t| format!("{} -> {}", t.id, t.describe()))
+                    .collect();
+                tracing::warn!(
+                    "{} is configured here but no route table sends {} to {}: {}",
+                    self.ip,
+                    self.dest,
+                    eni.id,
+                    if elsewhere.is_empty() {
+                        "no table holds a route".to_string()
+                    } else {
+                        elsewhere.join(", ")
+                    }
+                );
+                return Ok(Health::NotRunning);
+            }
+            let changes = self.changes(&tables, &eni.id);
+            if changes.is_empty() {
+                self.touch(cx, "cloud-checked");
+                return Ok(Health::Running);
+            }
+            let missing: Vec<&str> = changes
+                .iter()
+                .filter(|c| c.create)
+                .map(|c| c.table.as_str())
+                .collect();
+            if !missing.is_empty() && !self.create_missing {
+                return Err(Error::failed(format!(
+                    "route tables {} no longer hold a route for {} (create_missing is off)",
+                    missing.join(", "),
+                    self.dest
+                )));
+            }
+            // Local recovery, as LifeKeeper does: put the drifted entries back.
+            let drifted: Vec<String> = changes
+                .iter()
+                .map(|c| {
+                    let was = tables.iter().find(|t| t.id == c.table).map(Table::describe);
+                    format!("{} -> {}", c.table, was.unwrap_or_default())
+                })
+                .collect();
+            tracing::warn!(
+                "{} of {} route tables drifted ({}); pointing them back at {}",
+                changes.len(),
+                tables.len(),
+                drifted.join(", "),
+                eni.id
+            );
+            combine(
+                &format!("repairing the route for {}", self.dest),
+                routes.point(self.dest, &eni.id, &changes),
+            )?;
+            self.touch(cx, "cloud-checked");
+            Ok(Health::Running)
+        });
+        match outcome {
+            // A cloud outage never turns a healthy resource into "not running".
+            Err(e) if e.kind == Kind::Transient && local_truth => {
+                tracing::warn!("cloud check skipped, the address stays up: {e}");
+                Ok(Health::Running)
+            }
+            other => other,
+        }
+    }
+
+    fn preflight(&self, cx: &Ctx) -> Result<Vec<String>> {
+        let link = self.link(cx.host)?;
+        Self::usable(&link)?;
+        self.with_routes(cx, |routes| {
+            let eni = routes.eni(&link)?;
+            let mut report = vec![format!(
+                "{} is {} in {} (VPC CIDR {})",
+                link.name,
+                eni.id,
+                eni.vpc,
+                eni.vpc_cidrs
+                    .iter()
+                    .map(Dest::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )];
+            match self.inside_vpc(&eni) {
+                Some(w) => {
+                    tracing::warn!("{w}");
+                    report.push(format!("WARNING: {w}"));
+                }
+                None => report.push(format!("{} is outside the VPC's CIDR blocks", self.dest)),
+            }
+            let tables = self.survey(routes, &eni)?;
+            for t in &tables {
+                let whose = if t.points_at(&eni.id) {
+                    " (this node)"
+                } else {
+                    ""
+                };
+                report.push(format!(
+                    "{}: {} -> {}{whose}",
+                    t.id,
+                    self.dest,
+                    t.describe()
+                ));
+            }
+            // Permissions first: a denied read below would hide the others.
+            let needs = Needs {
+                replace: true,
+                create: self.create_missing,
+                read_source_dest_check: self.source_dest != SourceDest::Ignore,
+                modify_source_dest_check: self.source_dest == SourceDest::Disable,
+            };
+            report.extend(routes.permissions(self.dest, &eni.id, &tables, needs)?);
+            if self.source_dest != SourceDest::Ignore {
+                let on = routes.source_dest_check(&eni.id)?;
+                if on && self.source_dest == SourceDest::Check {
+                    self.source_dest_check(routes, &eni, &link)?;
+                }
+                report.push(format!(
+                    "source/destination check on {}: {}",
+                    eni.id,
+                    match (on, self.source_dest) {
+                        (false, _) => "off",
+                        _ => "on (start turns it off)",
+                    }
+                ));
+            }
+            Ok(report)
+        })
+    }
+
+    fn reload(&self, _cx: &Ctx) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agents::Paths;
+    use crate::cloud::fake::FakeRoutes;
+    use crate::host::fake::FakeHost;
+    use crate::params::{Raw, Source};
+    use std::time::Instant;
+
+    const IP: &str = "192.168.100.10";
+
+    fn agent(pairs: &[(&str, &str)]) -> Result<Box<dyn Agent>> {
+        let mut raw = Raw::default();
+        raw.set("ip", IP, Source::CommandLine);
+        raw.set("nic", "eth0", Source::CommandLine);
+        for (k, v) in pairs {
+            raw.set(k, v, Source::CommandLine);
+        }
+        (AGENT.build)(&Values::validate(PARAMS, &raw)?)
+    }
+
+    fn host() -> FakeHost {
+        FakeHost::default()
+            .with_link(1, "lo", Some(("127.0.0.1", 8)))
+            .with_link(2, "eth0", Some(("10.0.1.11", 24)))
+    }
+
+    fn with<T>(
+        host: &FakeHost,
+        routes: &FakeRoutes,
+        probe: bool,
+        level: u32,
+        run: &std::path::Path,
+        f: impl FnOnce(&Ctx) -> T,
+    ) -> T {
+        let paths = Paths {
+            dmi_dir: "/nonexistent".into(),
+            run_dir: run.into(),
+        };
+        let cx = Ctx {
+            host,
+            paths: &paths,
+            check_level: level,
+            probe,
+            deadline: Instant::now() + Duration::from_secs(5),
+            cloud: None,
+            routes: Some(routes),
+        };
+        f(&cx)
+    }
+
+    #[test]
+    fn start_points_every_table_with_two_reads_then_monitor_and_stop() {
+        let h = host();
+        let r = FakeRoutes::new(&[
+            ("rtb-1", Some("eni-other")),
+            ("rtb-2", Some("eni-me")),
+            ("rtb-3", Some("eni-other")),
+        ]);
+        let run = tempfile::tempdir().unwrap();
+        let a = agent(&[("route_tables", "rtb-1, rtb-2 rtb-3")]).unwrap();
+        with(&h, &r, true, 0, run.path(), |cx| {
+            assert_eq!(a.monitor(cx).unwrap(), Health::NotRunning);
+            a.start(cx).unwrap();
+        });
+        assert_eq!(r.count("describe"), 2, "one read before, one confirming");
+        assert_eq!(r.count("replace"), 2, "only the tables not already ours");
+        assert_eq!(r.count("describe-eni"), 1);
+        for t in ["rtb-1", "rtb-2", "rtb-3"] {
+            assert_eq!(r.target(t).as_deref(), Some("eni-me"));
+        }
+        assert!(h.has(2, IP));
+        // A recurring depth-0 monitor right after the start asks nobody.
+        r.calls.borrow_mut().clear();
+        with(&h, &r, false, 0, run.path(), |cx| {
+            assert_eq!(a.monitor(cx).unwrap(), Health::Running)
+        });
+        assert!(r.calls.borrow().is_empty());
+        // Already ours: one read, no write.
+        with(&h, &r, false, 0, run.path(), |cx| a.start(cx).unwrap());
+        assert_eq!(r.count("describe"), 1);
+        assert_eq!(r.count("replace"), 0);
+        // Stop: the address goes, the routes stay; twice is fine.
+        r.calls.borrow_mut().clear();
+        with(&h, &r, false, 0, run.path(), |cx| {
+            a.stop(cx).unwrap();
+            a.stop(cx).unwrap();
+            assert_eq!(a.monitor(cx).unwrap(), Health::NotRunning);
+        });
+        assert!(!h.has(2, IP));
+        assert_eq!(r.target("rtb-1").as_deref(), Some("eni-me"));
+        assert!(r.calls.borrow().is_empty(), "stop makes no API call");
+    }
+
+    #[test]
+    fn monitor_verdicts_all_none_some() {
+        let h = host();
+        let r = FakeRoutes::new(&[("rtb-1", Some("eni-me")), ("rtb-2", Some("eni-me"))]);
+        let run = tempfile::tempdir().unwrap();
+        let a = agent(&[("route_tables", "rtb-1,rtb-2")]).unwrap();
+        with(&h, &r, true, 0, run.path(), |cx| {
+            a.start(cx).unwrap();
+            assert_eq!(a.monitor(cx).unwrap(), Health::Running);
+            // One drifted (even to a blackhole): repaired in place, still running.
+            r.set("rtb-2", Some("eni-dead"), true);
+            r.calls.borrow_mut().clear();
+            assert_eq!(a.monitor(cx).unwrap(), Health::Running);
+            assert_eq!(r.count("replace"), 1);
+            assert_eq!(r.target("rtb-2").as_deref(), Some("eni-me"));
+            // None ours: another node took it.
+            r.set("rtb-1", Some("eni-b"), false);
+            r.set("rtb-2", Some("eni-b"), false);
+            r.calls.borrow_mut().clear();
+            assert_eq!(a.monitor(cx).unwrap(), Health::NotRunning);
+            assert_eq!(r.count("replace"), 0, "never fights the new holder");
+        });
+    }
+
+    #[test]
+    fn cloud_trouble_keeps_a_healthy_resource_running() {
+        let h = host();
+        let r = FakeRoutes::new(&[("rtb-1", Some("eni-me"))]);
+        let run = tempfile::tempdir().unwrap();
+        let a = agent(&[("route_tables", "rtb-1")]).unwrap();
+        with(&h, &r, true, 10, run.path(), |cx| {
+            a.start(cx).unwrap();
+            r.fail(Error::transient("RequestLimitExceeded"), 1);
+            assert_eq!(a.monitor(cx).unwrap(), Health::Running);
+            r.fail(Error::permission("UnauthorizedOperation"), 1);
+            assert_eq!(a.monitor(cx).unwrap_err().kind, Kind::Permission);
+            // A failed repair that is transient is logged, not a failure.
+            r.tables.borrow_mut().push(Table {
+                id: "rtb-2".into(),
+                vpc: "vpc-1".into(),
+                route: Some(crate::cloud::routes::Route {
+                    eni: Some("eni-b".into()),
+                    target: "eni-b".into(),
+                    blackhole: false,
+                }),
+            });
+            r.fail_tables
+                .borrow_mut()
+                .insert("rtb-2".into(), Error::transient("InternalError"));
+            let b = agent(&[("route_tables", "rtb-1,rtb-2")]).unwrap();
+            assert_eq!(b.monitor(cx).unwrap(), Health::Running);
+            r.fail_tables
+                .borrow_mut()
+                .insert("rtb-2".into(), Error::permission("UnauthorizedOperation"));
+            assert_eq!(b.monitor(cx).unwrap_err().kind, Kind::Permission);
+        });
+    }
+
+    #[test]
+    fn bad_tables_change_nothing() {
+        let h = host();
+        let run = tempfile::tempdir().unwrap();
+        // A table without the route, create_missing off: 6, nothing changed.
+        let r = FakeRoutes::new(&[("rtb-1", Some("eni-other")), ("rtb-2", None)]);
+        let a = agent(&[("route_tables", "rtb-1,rtb-2")]).unwrap();
+        let e = with(&h, &r, false, 0, run.path(), |cx| a.start(cx).unwrap_err());
+        assert_eq!(e.kind, Kind::Config);
+        assert!(
+            e.message.contains("rtb-2") && e.message.contains("create_missing"),
+            "{e}"
+        );
+        assert_eq!(r.target("rtb-1").as_deref(), Some("eni-other"));
+        assert!(!h.has(2, IP));
+        // With create_missing: created.
+        let a = agent(&[("route_tables", "rtb-1,rtb-2"), ("create_missing", "true")]).unwrap();
+        with(&h, &r, false, 0, run.path(), |cx| a.start(cx).unwrap());
+        assert_eq!(r.count("create"), 1);
+        assert_eq!(r.target("rtb-2").as_deref(), Some("eni-me"));
+        with(&h, &r, false, 0, run.path(), |cx| a.stop(cx).unwrap());
+        // A table of another VPC: this node's problem (2).
+        let r = FakeRoutes::new(&[("rtb-1", Some("eni-other"))]);
+        r.tables.borrow_mut()[0].vpc = "vpc-9".into();
+        let a = agent(&[("route_tables", "rtb-1")]).unwrap();
+        let e = with(&h, &r, false, 0, run.path(), |cx| a.start(cx).unwrap_err());
+        assert_eq!(e.kind, Kind::HostArgs);
+        assert!(e.message.contains("rtb-1 (vpc-9)"), "{e}");
+        // No such table: 6 with its id.
+        let a = agent(&[("route_tables", "rtb-1,rtb-77")]).unwrap();
+        let e = with(&h, &r, false, 0, run.path(), |cx| a.start(cx).unwrap_err());
+        assert_eq!(e.kind, Kind::Config);
+        assert!(e.message.contains("rtb-77"), "{e}");
+        // auto with no table holding the route: 6.
+        let r = FakeRoutes::new(&[("rtb-1", None)]);
+        let a = agent(&[]).unwrap();
+        let e = with(&h, &r, false, 0, run.path(), |cx| a.start(cx).unwrap_err());
+        assert_eq!(e.kind, Kind::Config);
+        assert!(e.message.contains("auto"), "{e}");
+        assert!(!h.has(2, IP));
+    }
+
+    #[test]
+    fn a_table_that_cannot_be_updated_fails_the_start_with_its_id() {
+        let h = host();
+        let run = tempfile::tempdir().unwrap();
+        let r = FakeRoutes::new(&[("rtb-1", Some("eni-x")), ("rtb-2", Some("eni-x"))]);
+        r.fail_tables
+            .borrow_mut()
+            .insert("rtb-2".into(), Error::permission("UnauthorizedOperation"));
+        let a = agent(&[("route_tables", "rtb-1,rtb-2")]).unwrap();
+        let e = with(&h, &r, false, 0, run.path(), |cx| a.start(cx).unwrap_err());
+        assert_eq!(e.kind, Kind::Permission);
+        assert!(e.message.contains("rtb-2: UnauthorizedOperation"), "{e}");
+        assert!(e.message.contains("1 of 2"), "{e}");
+        assert!(!h.has(2, IP), "no local address after a failed start");
+        // Throttled only: transient (1), never 6 or 7.
+        r.fail_tables
+            .borrow_mut()
+            .insert("rtb-2".into(), Error::transient("RequestLimitExceeded"));
+        let e = with(&h, &r, false, 0, run.path(), |cx| a.start(cx).unwrap_err());
+        assert_eq!(e.kind, Kind::Transient);
+    }
+
+    #[test]
+    fn source_dest_check() {
+        let h = host();
+        let run = tempfile::tempdir().unwrap();
+        let r = FakeRoutes::new(&[("rtb-1", Some("eni-x"))]);
+        r.source_dest_check.set(true);
+        let a = agent(&[("route_tables", "rtb-1")]).unwrap();
+        let e = with(&h, &r, false, 0, run.path(), |cx| a.start(cx).unwrap_err());
+        assert_eq!(e.kind, Kind::HostArgs);
+        assert!(e.message.contains("--no-source-dest-check"), "{e}");
+        assert_eq!(
+            r.target("rtb-1").as_deref(),
+            Some("eni-x"),
+            "nothing changed"
+        );
+        let a = agent(&[("route_tables", "rtb-1"), ("source_dest_check", "disable")]).unwrap();
+        with(&h, &r, false, 0, run.path(), |cx| a.start(cx).unwrap());
+        assert!(!r.source_dest_check.get());
+        assert_eq!(r.count("modify-eni"), 1);
+    }
+
+    #[test]
+    fn nonsense_is_refused_at_build() {
+        for (pairs, needle) in [
+            (vec![("ip", "192.168.100.0/24")], "network or broadcast"),
+            (vec![("ip", "10.1.2.3/4")], "large part"),
+            (vec![("ip", "fd00::1")], "IPv4 overlay"),
+            (vec![("ip", "169.254.169.254")], "link-local"),
+            (vec![("ip", "1.2.3.4/33")], "prefix length"),
+            (
+                vec![("route_tables", "rtb-1,igw-2")],
+                "'igw-2' is not a route table",
+            ),
+            (vec![("route_tables", " , ")], "empty"),
+            (vec![("create_missing", "true")], "auto only"),
+            (vec![("role_arn", "admin")], "not an ARN"),
+            (vec![("nic", "eth0:1")], "':'"),
+        ] {
+            let e = agent(&pairs).err().expect("must be refused");
+            assert_eq!(e.kind, Kind::Config, "{pairs:?}");
+            assert!(e.message.contains(needle), "{} !~ {needle}", e.message);
+        }
+        assert!(agent(&[("ip", "192.168.100.0/24"), ("local_address", "false")]).is_ok());
+        assert!(agent(&[("ip", "192.168.100.10/28")]).is_ok());
+    }
+
+    #[test]
+    fn without_a_local_address_the_probe_asks_the_cloud() {
+        let h = host();
+        let run = tempfile::tempdir().unwrap();
+        let r = FakeRoutes::new(&[("rtb-1", Some("eni-me"))]);
+        let a = agent(&[("route_tables", "rtb-1"), ("local_address", "false")]).unwrap();
+        with(&h, &r, true, 0, run.path(), |cx| {
+            assert_eq!(a.monitor(cx).unwrap(), Health::Running);
+            r.fail(Error::transient("InternalError"), 1);
+            assert_eq!(
+                a.monitor(cx).unwrap_err().kind,
+                Kind::Transient,
+                "no verdict"
+            );
+            r.set("rtb-1", Some("eni-b"), false);
+            assert_eq!(a.monitor(cx).unwrap(), Health::NotRunning);
+        });
+        with(&h, &r, false, 0, run.path(), |cx| {
+            assert_eq!(
+                a.monitor(cx).unwrap(),
+                Health::NotRunning,
+                "not started here"
+            );
+            a.start(cx).unwrap();
+            assert!(!h.has(2, IP));
+            assert_eq!(a.monitor(cx).unwrap(), Health::Running);
+        });
+    }
+}
