@@ -279,6 +279,10 @@ class OciDataPlane(DataPlane):
                 out[p["vnic"]].append(p["ip"])
             return out
 
+    def route_table_snapshot(self) -> tuple[dict, dict]:
+        # The VCN's route rules are not modelled: the fabric routes the private IPs only.
+        return {}, {}
+
 
 # ---------------------------------------------------------------- authentication
 
