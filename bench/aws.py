@@ -14,17 +14,16 @@ nothing.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "lab"))
 
 from ec2lab import Ec2Lab  # noqa: E402
 from ec2lab.lab import clean_env  # noqa: E402
-from vipbench import PORT, VIP, cycle, measure, planned_move, table  # noqa: E402
+import vipbench  # noqa: E402
+from vipbench import VIP, measure  # noqa: E402
 
 AWSVIP = "/usr/lib/ocf/resource.d/heartbeat/awsvip"
 
@@ -93,30 +92,7 @@ def reset(lab):
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=10, help="cycles of cloudha")
-    ap.add_argument("--peer-runs", type=int, default=5, help="cycles of awsvip (~10 s each)")
-    args = ap.parse_args()
-    binary = os.environ.get("CLOUDHA_BIN")
-    if not binary or not os.access(binary, os.X_OK):
-        print("CLOUDHA_BIN must point at the cloudha binary (make bench-aws)", file=sys.stderr)
-        return 2
-    t0 = time.monotonic()
-    with Ec2Lab(nodes=2, name="benchaws") as lab:
-        for n in lab.nodes:
-            n.serve_name(PORT)
-        ours, peer = Cloudha(lab, binary), AwsVip(lab)
-        # moto's first calls are slow: warm both paths before timing.
-        cycle(ours, lab, 1, reset)
-        cycle(peer, lab, 1, reset)
-        results = {ours.name: cycle(ours, lab, args.runs, reset),
-                   peer.name: cycle(peer, lab, args.peer_runs, reset)}
-        outages = {a.name: planned_move(a, lab, reset) for a in (ours, peer)}
-
-    print(f"\nvip cloud=aws vs awsvip on the EC2 lab (medians; cloudha {args.runs} runs, "
-          f"awsvip {args.peer_runs} runs; {time.monotonic() - t0:.0f} s in all)\n")
-    table(results, outages, "EC2")
-    return 0
+    return vipbench.main("vip cloud=aws vs awsvip on the EC2 lab", Ec2Lab, Cloudha, AwsVip, reset, "EC2", peer_runs=5)
 
 
 if __name__ == "__main__":

@@ -13,16 +13,15 @@ and the client-observed outage of a planned move node1 -> node2. Asserts nothing
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "lab"))
 
 from ocilab import OciLab  # noqa: E402
-from vipbench import PORT, VIP, cycle, measure, planned_move, table  # noqa: E402
+import vipbench  # noqa: E402
+from vipbench import VIP, measure  # noqa: E402
 
 OCIVIP = "/usr/lib/ocf/resource.d/heartbeat/ocivip"
 
@@ -83,28 +82,7 @@ def reset(lab):
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=10, help="cycles of cloudha")
-    ap.add_argument("--peer-runs", type=int, default=3, help="cycles of ocivip (~20 s each)")
-    args = ap.parse_args()
-    binary = os.environ.get("CLOUDHA_BIN")
-    if not binary or not os.access(binary, os.X_OK):
-        print("CLOUDHA_BIN must point at the cloudha binary (make bench-oci)", file=sys.stderr)
-        return 2
-    t0 = time.monotonic()
-    with OciLab(nodes=2, name="benchoci") as lab:
-        for n in lab.nodes:
-            n.serve_name(PORT)
-        ours, peer = Cloudha(lab, binary), OciVip(lab)
-        cycle(ours, lab, 1, reset)
-        cycle(peer, lab, 1, reset)
-        results = {ours.name: cycle(ours, lab, args.runs, reset),
-                   peer.name: cycle(peer, lab, args.peer_runs, reset)}
-        outages = {a.name: planned_move(a, lab, reset) for a in (ours, peer)}
-    print(f"\nvip cloud=oci vs ocivip on the OCI lab (medians; cloudha {args.runs} runs, "
-          f"ocivip {args.peer_runs} runs; {time.monotonic() - t0:.0f} s in all)\n")
-    table(results, outages, "API")
-    return 0
+    return vipbench.main("vip cloud=oci vs ocivip on the OCI lab", OciLab, Cloudha, OciVip, reset, "API", peer_runs=3)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,10 @@ monitor / probe / stop cycle, the planned move a -> b seen by a client, and the 
 
 from __future__ import annotations
 
+import argparse
+import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -25,11 +28,11 @@ class Run:
             rc, wall, cpu, rss_mb, calls, err)
 
 
-def measure(lab, node, argv, env, api_calls) -> Run:
+def measure(lab, node, argv, env, api_calls, timeout: float = 120) -> Run:
     """Run argv in node's namespace; api_calls(since) -> the API calls to count."""
     out = lab.dir / "bench-time"
     t = time.monotonic()
-    p = node.exec(["bash", "-c", TIMED, str(out), *argv], env=env, timeout=120)
+    p = node.exec(["bash", "-c", TIMED, str(out), *argv], env=env, timeout=timeout)
     calls = api_calls(t)
     wall, user, sys_ = out.read_text().split()[-3:]
     rss_kb = int(Path(f"{out}.rss").read_text().split()[-1])
@@ -114,3 +117,32 @@ def table(results: dict[str, dict[str, list[Run]]], outages: dict[str, float | N
         print(f"{action}: {ours} is {w:.0f}x faster (wall) and uses {c:.0f}x less CPU")
     for o in odd:
         print(f"unexpected exit: {o}")
+
+
+def main(title: str, lab_class, ours, peer, reset, api: str, peer_runs: int) -> int:
+    """The whole benchmark: `ours(lab, binary)` and `peer(lab)` make the two agents (objects
+    with .name and .action(node, action, interval=None) -> Run), in one lab run."""
+    ap = argparse.ArgumentParser(description=title)
+    ap.add_argument("--runs", type=int, default=10, help="cycles of cloudha")
+    ap.add_argument("--peer-runs", type=int, default=peer_runs, help="cycles of the peer")
+    args = ap.parse_args()
+    binary = os.environ.get("CLOUDHA_BIN")
+    if not binary or not os.access(binary, os.X_OK):
+        print("CLOUDHA_BIN must point at the cloudha binary (see the Makefile's bench "
+              "targets)", file=sys.stderr)
+        return 2
+    t0 = time.monotonic()
+    with lab_class(nodes=2, name="bench") as lab:
+        for n in lab.nodes:
+            n.serve_name(PORT)
+        a, b = ours(lab, binary), peer(lab)
+        # The stand-ins' first calls are slow: warm both paths before timing.
+        cycle(a, lab, 1, reset)
+        cycle(b, lab, 1, reset)
+        results = {a.name: cycle(a, lab, args.runs, reset),
+                   b.name: cycle(b, lab, args.peer_runs, reset)}
+        outages = {x.name: planned_move(x, lab, reset) for x in (a, b)}
+    print(f"\n{title} (medians; {a.name} {args.runs} runs, {b.name} {args.peer_runs} runs; "
+          f"{time.monotonic() - t0:.0f} s in all)\n")
+    table(results, outages, api)
+    return 0

@@ -304,20 +304,7 @@ impl RouteTable {
             endpoint_url: opt("endpoint_url"),
             ..Default::default()
         };
-        if let Some(r) = &opts.role_arn
-            && !r.starts_with("arn:")
-        {
-            return Err(Error::config(format!(
-                "role_arn='{r}' is not an ARN (arn:aws:iam::<account>:role/<name>)"
-            )));
-        }
-        if let Some(u) = &opts.endpoint_url
-            && !(u.starts_with("https://") || u.starts_with("http://"))
-        {
-            return Err(Error::config(format!(
-                "endpoint_url='{u}' must start with https:// (or http://)"
-            )));
-        }
+        opts.check()?;
         let source_dest = match v.str("source_dest_check") {
             Some("disable") => SourceDest::Disable,
             Some("ignore") => SourceDest::Ignore,
@@ -345,33 +332,19 @@ impl RouteTable {
     }
 
     fn state_file(&self, cx: &Ctx, what: &str) -> PathBuf {
-        cx.paths
-            .run_dir
-            .join("route-table")
-            .join(format!("{}_{}.{what}", self.dest.net, self.dest.len))
+        cx.record(
+            "route-table",
+            &format!("{}_{}", self.dest.net, self.dest.len),
+            what,
+        )
     }
 
     fn touch(&self, cx: &Ctx, what: &str) {
-        let path = self.state_file(cx, what);
-        let res = path
-            .parent()
-            .map(std::fs::create_dir_all)
-            .unwrap_or(Ok(()))
-            .and_then(|_| std::fs::write(&path, b""));
-        if let Err(e) = res {
-            tracing::debug!("cannot write {}: {e}", path.display());
-        }
+        super::touch(&self.state_file(cx, what));
     }
 
     fn cloud_check_due(&self, cx: &Ctx) -> bool {
-        if cx.probe || cx.check_level >= 10 || self.check_interval.is_zero() {
-            return true;
-        }
-        let age = std::fs::metadata(self.state_file(cx, "cloud-checked"))
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok());
-        age.is_none_or(|a| a >= self.check_interval)
+        cx.cloud_check_due(&self.state_file(cx, "cloud-checked"), self.check_interval)
     }
 
     /// The interface whose ENI the routes point at.
@@ -395,22 +368,6 @@ impl RouteTable {
                 })
             }
         }
-    }
-
-    fn usable(link: &Link) -> Result<()> {
-        if !link.admin_up {
-            return Err(Error::host_args(format!(
-                "interface {} is down on this node",
-                link.name
-            )));
-        }
-        if !link.carrier {
-            return Err(Error::host_args(format!(
-                "interface {} has no carrier on this node",
-                link.name
-            )));
-        }
-        Ok(())
     }
 
     /// Say it loudly when the address is inside the VPC: EC2 will not route it by table.
@@ -555,7 +512,7 @@ fn broadcast(d: Dest) -> Ipv4Addr {
 impl Agent for RouteTable {
     fn start(&self, cx: &Ctx) -> Result<()> {
         let link = self.link(cx.host)?;
-        Self::usable(&link)?;
+        link.check_usable()?;
         self.with_routes(cx, |routes| {
             let eni = routes.eni(&link)?;
             if let Some(w) = self.inside_vpc(&eni) {
@@ -641,7 +598,7 @@ impl Agent for RouteTable {
                     self.ip, a.link, link.name
                 )));
             }
-            Self::usable(&link).map_err(|e| {
+            link.check_usable().map_err(|e| {
                 Error::failed(format!(
                     "{} is configured but unusable: {}",
                     self.ip, e.message
@@ -743,7 +700,7 @@ impl Agent for RouteTable {
 
     fn preflight(&self, cx: &Ctx) -> Result<Vec<String>> {
         let link = self.link(cx.host)?;
-        Self::usable(&link)?;
+        link.check_usable()?;
         self.with_routes(cx, |routes| {
             let eni = routes.eni(&link)?;
             let mut report = vec![format!(

@@ -314,6 +314,7 @@ impl Vip {
             auth_endpoint_url: opt("auth_endpoint_url"),
             delete_on_stop: v.bool("delete_on_stop").unwrap_or(false),
         };
+        opts.check()?;
         let cloud_only = [
             "region",
             "profile",
@@ -347,28 +348,6 @@ impl Vip {
             return Err(Error::config(format!(
                 "ip={ip}: cloud={} moves secondary private IPv4 addresses only",
                 v.str("cloud").unwrap_or_default()
-            )));
-        }
-        if let Some(a) = &opts.eip_allocation_id
-            && !a.starts_with("eipalloc-")
-        {
-            return Err(Error::config(format!(
-                "eip_allocation_id='{a}' is not an allocation id (eipalloc-...); the \
-                 public address itself is not accepted because it can change owner"
-            )));
-        }
-        if let Some(r) = &opts.role_arn
-            && !r.starts_with("arn:")
-        {
-            return Err(Error::config(format!(
-                "role_arn='{r}' is not an ARN (arn:aws:iam::<account>:role/<name>)"
-            )));
-        }
-        if let Some(u) = &opts.endpoint_url
-            && !(u.starts_with("https://") || u.starts_with("http://"))
-        {
-            return Err(Error::config(format!(
-                "endpoint_url='{u}' must start with https:// (or http://)"
             )));
         }
         Ok(Box::new(Vip {
@@ -408,34 +387,16 @@ impl Vip {
 
     /// Where the time of the last good cloud check is kept (its mtime).
     fn stamp(&self, cx: &Ctx) -> std::path::PathBuf {
-        cx.paths
-            .run_dir
-            .join("vip")
-            .join(format!("{}.cloud-checked", self.ip))
+        cx.record("vip", &self.ip.to_string(), "cloud-checked")
     }
 
     /// A recurring depth-0 monitor asks the cloud only when the last check is old enough.
     fn cloud_check_due(&self, cx: &Ctx) -> bool {
-        if cx.probe || cx.check_level >= 10 || self.check_interval.is_zero() {
-            return true;
-        }
-        let age = std::fs::metadata(self.stamp(cx))
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok());
-        age.is_none_or(|a| a >= self.check_interval)
+        cx.cloud_check_due(&self.stamp(cx), self.check_interval)
     }
 
     fn mark_cloud_checked(&self, cx: &Ctx) {
-        let path = self.stamp(cx);
-        let res = path
-            .parent()
-            .map(std::fs::create_dir_all)
-            .unwrap_or(Ok(()))
-            .and_then(|_| std::fs::write(&path, b""));
-        if let Err(e) = res {
-            tracing::debug!("cannot record the cloud check in {}: {e}", path.display());
-        }
+        super::touch(&self.stamp(cx));
     }
 
     fn forget_cloud_check(&self, cx: &Ctx) {
@@ -488,22 +449,6 @@ impl Vip {
         check_in_subnet(self.ip, prefix)?;
         Ok((link, prefix))
     }
-
-    fn usable(link: &Link) -> Result<()> {
-        if !link.admin_up {
-            return Err(Error::host_args(format!(
-                "interface {} is down on this node",
-                link.name
-            )));
-        }
-        if !link.carrier {
-            return Err(Error::host_args(format!(
-                "interface {} has no carrier on this node (cable, switch or peer down)",
-                link.name
-            )));
-        }
-        Ok(())
-    }
 }
 
 impl Agent for Vip {
@@ -511,7 +456,7 @@ impl Agent for Vip {
         // The cloud decides whether an OS address is any use at all: ask it first.
         self.with_cloud(cx, |cloud| {
             let (link, prefix) = self.placement(cx.host)?;
-            Self::usable(&link)?;
+            link.check_usable()?;
             // Copies elsewhere (another interface or prefix) would answer for the address too.
             let mut present = false;
             for a in cx.host.addrs()?.into_iter().filter(|a| a.ip == self.ip) {
@@ -642,7 +587,7 @@ impl Agent for Vip {
                     self.ip, l.name
                 )));
             }
-            Self::usable(l).map_err(|e| {
+            l.check_usable().map_err(|e| {
                 Error::failed(format!(
                     "{} is configured but unusable: {}",
                     self.ip, e.message
@@ -701,7 +646,7 @@ impl Agent for Vip {
     fn preflight(&self, cx: &Ctx) -> Result<Vec<String>> {
         self.with_cloud(cx, |cloud| {
             let (link, prefix) = self.placement(cx.host)?;
-            Self::usable(&link)?;
+            link.check_usable()?;
             let mut report = vec![
                 format!("cloud: {}", cloud.kind().describe()),
                 format!("interface: {} (up, carrier, mtu {})", link.name, link.mtu),

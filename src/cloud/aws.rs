@@ -22,7 +22,7 @@ use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 use super::imds::Imds;
-use super::{Cloud, CloudKind, Options, Owner, mac_string, parse_cidr4};
+use super::{Bounded, Cloud, CloudKind, Options, Owner, mac_string, parse_cidr4};
 use crate::error::{Error, Kind, Result};
 use crate::host::Link;
 
@@ -37,10 +37,9 @@ struct Eni {
 }
 
 pub struct Aws {
-    rt: tokio::runtime::Runtime,
+    rt: Bounded,
     imds: Option<Imds>,
     opts: Options,
-    deadline: Instant,
     client: RefCell<Option<aws_sdk_ec2::Client>>,
     region: RefCell<Option<(String, &'static str)>>,
     enis: RefCell<HashMap<String, Eni>>,
@@ -48,37 +47,16 @@ pub struct Aws {
 
 impl Aws {
     pub fn new(opts: &Options, run_dir: &Path, deadline: Instant) -> Result<Self> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::failed(format!("cannot start the async runtime: {e}")))?;
+        let rt = Bounded::new(deadline)?;
         let imds = Imds::endpoint_from_env().map(|e| Imds::new(&e, run_dir, deadline));
         Ok(Aws {
             rt,
             imds,
             opts: opts.clone(),
-            deadline,
             client: RefCell::new(None),
             region: RefCell::new(None),
             enis: RefCell::new(HashMap::new()),
         })
-    }
-
-    fn left(&self) -> Duration {
-        self.deadline.saturating_duration_since(Instant::now())
-    }
-
-    /// Run one step to completion within the deadline.
-    fn run<T>(&self, what: &str, f: impl Future<Output = Result<T>>) -> Result<T> {
-        let left = self.left();
-        self.rt
-            .block_on(async { tokio::time::timeout(left, f).await })
-            .unwrap_or_else(|_| {
-                Err(Error::transient(format!(
-                    "{what}: no answer within the action's timeout (waited {:.1} s)",
-                    left.as_secs_f64()
-                )))
-            })
     }
 
     fn imds(&self) -> Result<&Imds> {
@@ -102,9 +80,11 @@ impl Aws {
         {
             (r, "environment")
         } else {
-            let r = self.run("reading the region from instance metadata", async {
-                self.imds()?.get("meta-data/placement/region").await
-            })?;
+            let r = self
+                .rt
+                .run("reading the region from instance metadata", async {
+                    self.imds()?.get("meta-data/placement/region").await
+                })?;
             (r.trim().to_string(), "instance metadata")
         };
         *self.region.borrow_mut() = Some(found.clone());
@@ -117,40 +97,42 @@ impl Aws {
             return Ok(c);
         }
         let (region, _) = self.region()?;
-        let left = self.left();
+        let left = self.rt.left();
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(left.min(Duration::from_secs(3)))
             .operation_attempt_timeout(left.mul_f64(0.4).max(Duration::from_secs(1)))
             .operation_timeout(left)
             .build();
-        let client = self.run("loading AWS credentials and configuration", async {
-            let mut loader = aws_config::defaults(BehaviorVersion::latest())
-                .region(aws_config::Region::new(region))
-                .http_client(http_client())
-                .timeout_config(timeouts)
-                .retry_config(RetryConfig::standard().with_max_attempts(4));
-            if let Some(p) = &self.opts.profile {
-                loader = loader.profile_name(p);
-            }
-            if let Some(files) = profile_files_without_home() {
-                loader = loader.profile_files(files);
-            }
-            let base = loader.load().await;
-            let mut conf = aws_sdk_ec2::config::Builder::from(&base);
-            if let Some(role) = &self.opts.role_arn {
-                let provider = aws_config::sts::AssumeRoleProvider::builder(role)
-                    .session_name(session_name())
-                    .configure(&base)
-                    .build()
-                    .await;
-                conf = conf.credentials_provider(provider);
-            }
-            // Only EC2 goes to endpoint_url (a VPC interface endpoint); STS keeps its own.
-            if let Some(url) = &self.opts.endpoint_url {
-                conf = conf.endpoint_url(url);
-            }
-            Ok(aws_sdk_ec2::Client::from_conf(conf.build()))
-        })?;
+        let client = self
+            .rt
+            .run("loading AWS credentials and configuration", async {
+                let mut loader = aws_config::defaults(BehaviorVersion::latest())
+                    .region(aws_config::Region::new(region))
+                    .http_client(http_client())
+                    .timeout_config(timeouts)
+                    .retry_config(RetryConfig::standard().with_max_attempts(4));
+                if let Some(p) = &self.opts.profile {
+                    loader = loader.profile_name(p);
+                }
+                if let Some(files) = profile_files_without_home() {
+                    loader = loader.profile_files(files);
+                }
+                let base = loader.load().await;
+                let mut conf = aws_sdk_ec2::config::Builder::from(&base);
+                if let Some(role) = &self.opts.role_arn {
+                    let provider = aws_config::sts::AssumeRoleProvider::builder(role)
+                        .session_name(session_name())
+                        .configure(&base)
+                        .build()
+                        .await;
+                    conf = conf.credentials_provider(provider);
+                }
+                // Only EC2 goes to endpoint_url (a VPC interface endpoint); STS keeps its own.
+                if let Some(url) = &self.opts.endpoint_url {
+                    conf = conf.endpoint_url(url);
+                }
+                Ok(aws_sdk_ec2::Client::from_conf(conf.build()))
+            })?;
         *self.client.borrow_mut() = Some(client.clone());
         Ok(client)
     }
@@ -162,7 +144,7 @@ impl Aws {
             return Ok(e.clone());
         }
         let imds = self.imds()?;
-        let eni = self.run("reading instance metadata", async {
+        let eni = self.rt.run("reading instance metadata", async {
             let base = format!("meta-data/network/interfaces/macs/{mac}");
             let id = match imds.get(&format!("{base}/interface-id")).await {
                 Ok(id) => id.trim().to_string(),
@@ -213,7 +195,7 @@ impl Aws {
     /// Every ENI of our VPC that holds `ip` (EC2 may briefly show two during a move).
     fn holders(&self, ip: Ipv4Addr, eni: &Eni) -> Result<Vec<String>> {
         let ec2 = self.ec2()?;
-        self.run("DescribeNetworkInterfaces", async {
+        self.rt.run("DescribeNetworkInterfaces", async {
             let out = ec2
                 .describe_network_interfaces()
                 .filters(filter("addresses.private-ip-address", &ip.to_string()))
@@ -232,7 +214,7 @@ impl Aws {
     /// The Elastic IP's current association: (association id, ENI, private address).
     fn eip_association(&self, alloc: &str) -> Result<Option<(String, String, String)>> {
         let ec2 = self.ec2()?;
-        self.run("DescribeAddresses", async {
+        self.rt.run("DescribeAddresses", async {
             let out = ec2
                 .describe_addresses()
                 .allocation_ids(alloc)
@@ -279,7 +261,7 @@ impl Aws {
         F: Future<Output = std::result::Result<T, SdkError<E, Resp>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let answer = self.run(action, async { Ok(call().await) })?;
+        let answer = self.rt.run(action, async { Ok(call().await) })?;
         Ok(match answer {
             Ok(_) => true,
             Err(e) => match e.code() {
@@ -319,7 +301,7 @@ impl Cloud for Aws {
         }
         let ec2 = self.ec2()?;
         tracing::info!("assigning {ip} to {} ({})", eni.id, nic.name);
-        self.run("AssignPrivateIpAddresses", async {
+        self.rt.run("AssignPrivateIpAddresses", async {
             ec2.assign_private_ip_addresses()
                 .network_interface_id(&eni.id)
                 .private_ip_addresses(v4.to_string())
@@ -330,7 +312,7 @@ impl Cloud for Aws {
         })?;
         if let Some(alloc) = &self.opts.eip_allocation_id {
             tracing::info!("associating Elastic IP {alloc} with {ip} on {}", eni.id);
-            self.run("AssociateAddress", async {
+            self.rt.run("AssociateAddress", async {
                 ec2.associate_address()
                     .allocation_id(alloc)
                     .network_interface_id(&eni.id)
@@ -345,25 +327,7 @@ impl Cloud for Aws {
     }
 
     fn confirm(&self, ip: IpAddr, nic: &Link) -> Result<()> {
-        // EC2 applies the move asynchronously: read until it shows, bounded by the deadline.
-        let mut pause = Duration::from_millis(50);
-        loop {
-            let owner = self.owner(ip, nic)?;
-            if owner == Owner::Us {
-                return Ok(());
-            }
-            if self.left() <= pause {
-                return Err(Error::transient(format!(
-                    "EC2 accepted the move of {ip} to {} but still reports {} before the \
-                     action's timeout",
-                    nic.name,
-                    owner.describe()
-                )));
-            }
-            tracing::debug!("{ip}: EC2 reports {}; reading again", owner.describe());
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(800));
-        }
+        super::confirm_owner(self, &self.rt, ip, nic)
     }
 
     fn release(&self, ip: IpAddr, nic: &Link) -> Result<()> {
@@ -374,7 +338,7 @@ impl Cloud for Aws {
             match self.eip_association(alloc)? {
                 Some((assoc, holder, _)) if holder == eni.id => {
                     tracing::info!("disassociating Elastic IP {alloc} from {}", eni.id);
-                    self.run("DisassociateAddress", async {
+                    self.rt.run("DisassociateAddress", async {
                         ec2.disassociate_address()
                             .association_id(&assoc)
                             .send()
@@ -394,15 +358,16 @@ impl Cloud for Aws {
             return Ok(());
         }
         tracing::info!("unassigning {ip} from {}", eni.id);
-        self.run("UnassignPrivateIpAddresses", async {
-            ec2.unassign_private_ip_addresses()
-                .network_interface_id(&eni.id)
-                .private_ip_addresses(v4.to_string())
-                .send()
-                .await
-                .map_err(|e| sdk_error("UnassignPrivateIpAddresses", e))
-        })
-        .map(|_| ())
+        self.rt
+            .run("UnassignPrivateIpAddresses", async {
+                ec2.unassign_private_ip_addresses()
+                    .network_interface_id(&eni.id)
+                    .private_ip_addresses(v4.to_string())
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("UnassignPrivateIpAddresses", e))
+            })
+            .map(|_| ())
     }
 
     fn owner(&self, ip: IpAddr, nic: &Link) -> Result<Owner> {
@@ -438,7 +403,7 @@ impl Cloud for Aws {
         let mut report = Vec::new();
         let v4 = Self::ipv4(ip)?;
         let imds = self.imds()?;
-        let instance = self.run("reading instance metadata", async {
+        let instance = self.rt.run("reading instance metadata", async {
             imds.get("meta-data/instance-id").await
         })?;
         let (region, source) = self.region()?;

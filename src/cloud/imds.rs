@@ -3,8 +3,6 @@
 //! expires; a 401 (token revoked, instance stopped and started) fetches a fresh one once.
 //! Every request is bounded by a short timeout and by the action's deadline.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -127,21 +125,8 @@ impl Imds {
 
     /// Best effort: a run directory we cannot write only costs one PUT per call.
     fn store_token(&self, token: &str) {
-        let write = || -> std::io::Result<()> {
-            if let Some(dir) = self.token_file.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let tmp = self.token_file.with_extension("tmp");
-            let _ = std::fs::remove_file(&tmp);
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            writeln!(f, "{} {token}", now() + TOKEN_TTL)?;
-            std::fs::rename(&tmp, &self.token_file)
-        };
-        if let Err(e) = write() {
+        let line = format!("{} {token}\n", now() + TOKEN_TTL);
+        if let Err(e) = super::write_private(&self.token_file, line.as_bytes()) {
             tracing::debug!(
                 "cannot cache the metadata token in {}: {e}",
                 self.token_file.display()

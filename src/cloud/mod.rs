@@ -3,9 +3,12 @@
 //! implemented here, AWS in [`aws`]; OCI plugs in behind the same trait. [`fake::FakeCloud`] is
 //! an in-memory cloud for unit tests.
 
+use std::future::Future;
+use std::io::Write;
 use std::net::IpAddr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub mod aws;
 pub mod fake;
@@ -13,7 +16,7 @@ pub mod imds;
 pub mod oci;
 pub mod routes;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::host::Link;
 
 /// Which cloud a node runs on.
@@ -32,6 +35,56 @@ impl CloudKind {
             CloudKind::Oci => "Oracle Cloud Infrastructure",
         }
     }
+}
+
+/// The async runtime of one action: every cloud call goes through [`Bounded::run`], so none
+/// outlives the deadline the cluster manager gave us.
+pub(crate) struct Bounded {
+    rt: tokio::runtime::Runtime,
+    deadline: Instant,
+}
+
+impl Bounded {
+    pub(crate) fn new(deadline: Instant) -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::failed(format!("cannot start the async runtime: {e}")))?;
+        Ok(Bounded { rt, deadline })
+    }
+
+    pub(crate) fn left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// Run one step to completion within the deadline; running out is transient trouble.
+    pub(crate) fn run<T>(&self, what: &str, f: impl Future<Output = Result<T>>) -> Result<T> {
+        let left = self.left();
+        self.rt
+            .block_on(async { tokio::time::timeout(left, f).await })
+            .unwrap_or_else(|_| {
+                Err(Error::transient(format!(
+                    "{what}: no answer within the action's timeout (waited {:.1} s)",
+                    left.as_secs_f64()
+                )))
+            })
+    }
+}
+
+/// Replace `path` atomically with `data`, readable by its owner only (tokens, session keys).
+pub(crate) fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(data)?;
+    std::fs::rename(&tmp, path)
 }
 
 /// A MAC as clouds' metadata services print it (lower case; compare case-insensitively).
@@ -110,6 +163,66 @@ pub struct Options {
     pub auth_endpoint_url: Option<String>,
     /// OCI: delete the private IP at stop (when this VNIC still holds it).
     pub delete_on_stop: bool,
+}
+
+impl Options {
+    /// What can be checked without the cloud: a wrong value here is wrong on every node.
+    pub fn check(&self) -> Result<()> {
+        if let Some(r) = &self.role_arn
+            && !r.starts_with("arn:")
+        {
+            return Err(Error::config(format!(
+                "role_arn='{r}' is not an ARN (arn:aws:iam::<account>:role/<name>)"
+            )));
+        }
+        for (name, url) in [
+            ("endpoint_url", &self.endpoint_url),
+            ("auth_endpoint_url", &self.auth_endpoint_url),
+        ] {
+            if let Some(u) = url
+                && !(u.starts_with("https://") || u.starts_with("http://"))
+            {
+                return Err(Error::config(format!(
+                    "{name}='{u}' must start with https:// (or http://)"
+                )));
+            }
+        }
+        if let Some(a) = &self.eip_allocation_id
+            && !a.starts_with("eipalloc-")
+        {
+            return Err(Error::config(format!(
+                "eip_allocation_id='{a}' is not an allocation id (eipalloc-...); the public \
+                 address itself is not accepted because it can change owner"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Read the cloud's view until it shows `ip` on `nic`: clouds apply a move asynchronously.
+pub(crate) fn confirm_owner(cloud: &dyn Cloud, rt: &Bounded, ip: IpAddr, nic: &Link) -> Result<()> {
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let owner = cloud.owner(ip, nic)?;
+        if owner == Owner::Us {
+            return Ok(());
+        }
+        if rt.left() <= pause {
+            return Err(Error::transient(format!(
+                "{} accepted the move of {ip} to {} but still reports it {} at the action's \
+                 timeout",
+                cloud.kind().describe(),
+                nic.name,
+                owner.describe()
+            )));
+        }
+        tracing::debug!(
+            "{ip}: the cloud reports it {}; reading again",
+            owner.describe()
+        );
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(800));
+    }
 }
 
 /// The cloud operations the vip agent needs. Every call is bounded by the action's deadline.

@@ -7,10 +7,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::future::Future;
-use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -30,7 +27,7 @@ use rsa::signature::{SignatureEncoding, Signer as _};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{Cloud, CloudKind, Options, Owner, mac_string, parse_cidr4};
+use super::{Bounded, Cloud, CloudKind, Options, Owner, mac_string, parse_cidr4, write_private};
 use crate::error::{Error, Kind, Result};
 use crate::host::Link;
 
@@ -145,10 +142,9 @@ struct PrivateIp {
 }
 
 pub struct Oci {
-    rt: tokio::runtime::Runtime,
+    rt: Bounded,
     opts: Options,
     run_dir: PathBuf,
-    deadline: Instant,
     http: Client<Https, Full<Bytes>>,
     signer: RefCell<Option<Rc<Signer>>>,
     /// (region identifier, realm domain), e.g. ("us-ashburn-1", "oraclecloud.com").
@@ -159,10 +155,7 @@ pub struct Oci {
 
 impl Oci {
     pub fn new(opts: &Options, run_dir: &Path, deadline: Instant) -> Result<Self> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::failed(format!("cannot start the async runtime: {e}")))?;
+        let rt = Bounded::new(deadline)?;
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()
             .map_err(|e| Error::not_installed(format!("no CA certificates on this node: {e}")))?
@@ -173,29 +166,12 @@ impl Oci {
             rt,
             opts: opts.clone(),
             run_dir: run_dir.to_path_buf(),
-            deadline,
             http: Client::builder(TokioExecutor::new()).build(https),
             signer: RefCell::new(None),
             region: RefCell::new(None),
             vnics: RefCell::new(HashMap::new()),
             subnet_ids: RefCell::new(HashMap::new()),
         })
-    }
-
-    fn left(&self) -> Duration {
-        self.deadline.saturating_duration_since(Instant::now())
-    }
-
-    fn run<T>(&self, what: &str, f: impl Future<Output = Result<T>>) -> Result<T> {
-        let left = self.left();
-        self.rt
-            .block_on(async { tokio::time::timeout(left, f).await })
-            .unwrap_or_else(|_| {
-                Err(Error::transient(format!(
-                    "{what}: no answer within the action's timeout (waited {:.1} s)",
-                    left.as_secs_f64()
-                )))
-            })
     }
 
     /// One HTTP exchange: (status, headers, body).
@@ -213,7 +189,7 @@ impl Oci {
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| Error::config(format!("bad URL {url}: {e}")))?;
-        let limit = self.left().min(REQUEST_TIMEOUT);
+        let limit = self.rt.left().min(REQUEST_TIMEOUT);
         let unreachable =
             |why: String| Error::transient(format!("{method} {url}: cannot reach it ({why})"));
         let answer = async {
@@ -274,23 +250,25 @@ impl Oci {
         };
         let found = match configured {
             Some(r) => (r, "oraclecloud.com".to_string()),
-            None => self.run("reading the region from instance metadata", async {
-                let info: Value =
-                    serde_json::from_str(&self.metadata("instance/regionInfo").await?)
-                        .map_err(|e| Error::transient(format!("instance/regionInfo: {e}")))?;
-                let region = info["regionIdentifier"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                let domain = info["realmDomainComponent"]
-                    .as_str()
-                    .unwrap_or("oraclecloud.com")
-                    .to_string();
-                if region.is_empty() {
-                    return Err(Error::transient("instance metadata names no region"));
-                }
-                Ok((region, domain))
-            })?,
+            None => self
+                .rt
+                .run("reading the region from instance metadata", async {
+                    let info: Value =
+                        serde_json::from_str(&self.metadata("instance/regionInfo").await?)
+                            .map_err(|e| Error::transient(format!("instance/regionInfo: {e}")))?;
+                    let region = info["regionIdentifier"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    let domain = info["realmDomainComponent"]
+                        .as_str()
+                        .unwrap_or("oraclecloud.com")
+                        .to_string();
+                    if region.is_empty() {
+                        return Err(Error::transient("instance metadata names no region"));
+                    }
+                    Ok((region, domain))
+                })?,
         };
         *self.region.borrow_mut() = Some(found.clone());
         Ok(found)
@@ -404,7 +382,7 @@ impl Oci {
             Some(u) => format!("{}/v1/x509", u.trim_end_matches('/')),
             None => format!("https://auth.{region}.{domain}/v1/x509"),
         };
-        let (token, key) = self.run("instance principal federation", async {
+        let (token, key) = self.rt.run("instance principal federation", async {
             let cert = self.metadata("identity/cert.pem").await?;
             let leaf_key = self.metadata("identity/key.pem").await?;
             let intermediate = self.metadata("identity/intermediate.pem").await?;
@@ -455,18 +433,11 @@ impl Oci {
             let pem = key
                 .to_pkcs8_pem(LineEnding::LF)
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
-            std::fs::create_dir_all(&self.run_dir)?;
-            let path = self.session_file();
-            let tmp = path.with_extension("tmp");
-            let _ = std::fs::remove_file(&tmp);
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            writeln!(f, "{} {token}", token_expiry(token).unwrap_or(0))?;
-            f.write_all(pem.as_bytes())?;
-            std::fs::rename(&tmp, &path)
+            let head = format!("{} {token}\n", token_expiry(token).unwrap_or(0));
+            write_private(
+                &self.session_file(),
+                &[head.as_bytes(), pem.as_bytes()].concat(),
+            )
         };
         if let Err(e) = write() {
             tracing::debug!(
@@ -500,7 +471,9 @@ impl Oci {
         let mut refreshed = false;
         loop {
             let signer = self.signer(false)?;
-            let answer = self.run(op, self.signed(&signer, method, &url, body.clone()));
+            let answer = self
+                .rt
+                .run(op, self.signed(&signer, method, &url, body.clone()));
             let err = match answer {
                 Ok((status, _, bytes)) if (200..300).contains(&status) => {
                     if bytes.is_empty() {
@@ -519,7 +492,7 @@ impl Oci {
                 Ok((status, h, bytes)) => api_error(op, status, &h, &bytes),
                 Err(e) => e,
             };
-            if err.kind != Kind::Transient || self.left() <= pause {
+            if err.kind != Kind::Transient || self.rt.left() <= pause {
                 return Err(err);
             }
             tracing::debug!("{op}: {err}; retrying in {pause:?}");
@@ -533,7 +506,9 @@ impl Oci {
         if let Some(v) = self.vnics.borrow().get(&mac) {
             return Ok(v.clone());
         }
-        let list = self.run("reading instance metadata", self.metadata("vnics/"))?;
+        let list = self
+            .rt
+            .run("reading instance metadata", self.metadata("vnics/"))?;
         let vnics: Value = serde_json::from_str(&list)
             .map_err(|e| Error::transient(format!("instance metadata vnics/: {e}")))?;
         let all = vnics.as_array().cloned().unwrap_or_default();
@@ -677,22 +652,7 @@ impl Cloud for Oci {
     }
 
     fn confirm(&self, ip: IpAddr, nic: &Link) -> Result<()> {
-        let mut pause = Duration::from_millis(50);
-        loop {
-            let owner = self.owner(ip, nic)?;
-            if owner == Owner::Us {
-                return Ok(());
-            }
-            if self.left() <= pause {
-                return Err(Error::transient(format!(
-                    "OCI accepted the move of {ip} to {} but still reports it {}",
-                    nic.name,
-                    owner.describe()
-                )));
-            }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(800));
-        }
+        super::confirm_owner(self, &self.rt, ip, nic)
     }
 
     fn release(&self, ip: IpAddr, nic: &Link) -> Result<()> {
@@ -747,7 +707,9 @@ impl Cloud for Oci {
         let v4 = Self::ipv4(ip)?;
         let mut report = Vec::new();
         let (region, _) = self.region()?;
-        let instance = self.run("reading instance metadata", self.metadata("instance/id"))?;
+        let instance = self
+            .rt
+            .run("reading instance metadata", self.metadata("instance/id"))?;
         report.push(format!(
             "instance metadata: instance {}, region {region}",
             instance.trim()
@@ -795,7 +757,7 @@ impl Cloud for Oci {
         if let Some(id) = primary {
             let url = format!("{}/{API_VERSION}/privateIps/{id}", self.api_base()?);
             let body = json!({}).to_string().into_bytes();
-            let (status, h, bytes) = self.run("UpdatePrivateIp (permission probe)", async {
+            let (status, h, bytes) = self.rt.run("UpdatePrivateIp (permission probe)", async {
                 let uri: http::Uri = url
                     .parse()
                     .map_err(|e| Error::config(format!("bad URL {url}: {e}")))?;

@@ -30,6 +30,23 @@ impl Link {
     pub fn usable(&self) -> bool {
         self.admin_up && self.carrier
     }
+
+    /// The link can carry an address here: up, with carrier; else a problem of this node.
+    pub fn check_usable(&self) -> Result<()> {
+        if !self.admin_up {
+            return Err(crate::error::Error::host_args(format!(
+                "interface {} is down on this node",
+                self.name
+            )));
+        }
+        if !self.carrier {
+            return Err(crate::error::Error::host_args(format!(
+                "interface {} has no carrier on this node (cable, switch or peer down)",
+                self.name
+            )));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

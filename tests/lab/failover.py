@@ -6,6 +6,7 @@ client polling the VIP every 50 ms; node1 is crashed and the client's view is me
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from dataclasses import dataclass, field
@@ -172,3 +173,42 @@ def pacemaker_events(lab: pcmk.Lab, node: str, crash_at: float) -> list[tuple[fl
 
 def vip1_failures(status: dict) -> list[dict]:
     return [f for f in status["failures"] if f.get("op_key", "").startswith(RSC + "_")]
+
+
+@contextlib.contextmanager
+def cloud_cluster(request, lab_class, name: str, agents=("vip",)):
+    """A cloud lab (ec2lab.Ec2Lab, ocilab.OciLab) with a two-node Pacemaker cluster on it, for
+    one pytest test (`request`); when the test failed, the nodes' logs are printed."""
+    t0 = time.monotonic()
+    failed_before = request.session.testsfailed
+    with lab_class(nodes=2, name=name, pacemaker=True, agents=agents) as lab:
+        print(f"\n{lab_class.__name__} and cluster up in {lab.up_seconds:.1f}s")
+        yield lab
+        if request.session.testsfailed > failed_before:
+            for n in lab.cluster.nodes:
+                if n.alive():
+                    print(lab.cluster.log_tail(n, lines=30))
+    print(f"lab total (up, test, teardown) {time.monotonic() - t0:.1f}s")
+
+
+def check_moved_to_node2(lab: pcmk.Lab, out: Outcome, bound: float, agent: str, ip: str,
+                         prefix: int) -> None:
+    """What every crash test asserts: node1 served the client before the crash, node2 after
+    it within `bound` and node1 never again, vip1 is Started on node2 without failures, and
+    the address is on node2's eth0. Prints the timeline and the outage."""
+    print("timeline (seconds relative to the crash):")
+    print(out.timeline())
+    assert out.last_from("node1", out.crash_at) is not None, "node1 never answered"
+    first2 = out.first_from("node2", out.crash_at)
+    assert first2 is not None, f"node2 never answered on {ip} within {bound}s"
+    assert out.started_seen_at is not None, "crm_mon never showed vip1 Started on node2"
+    assert "node1" not in [a for t, a in out.polls if t > first2]
+    print(f"client outage (last node1 answer -> first node2 answer): {out.outage:.3f}s")
+    print(f"crash -> first node2 answer: {first2 - out.crash_at:.3f}s")
+    status = lab.status(on="node2")
+    assert status["resources"][RSC]["roles"] == {"node2": "Started"}
+    assert vip1_failures(status) == [], status["failures"]
+    mon = lab.crm_mon(on="node2", args=("-1",))
+    assert re.search(rf"{RSC}\s+\({re.escape(agent)}\):\s+Started node2", mon), mon
+    addrs = lab.node("node2").run(["ip", "-o", "addr", "show", "dev", "eth0"]).stdout
+    assert f"inet {ip}/{prefix}" in addrs, addrs

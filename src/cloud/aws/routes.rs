@@ -45,7 +45,7 @@ impl Routes for Aws {
         let eni = Aws::eni(self, nic)?;
         let imds = self.imds()?;
         let mac = mac_string(&nic.mac);
-        let blocks = self.run(
+        let blocks = self.rt.run(
             "reading the VPC's CIDR blocks from instance metadata",
             async {
                 imds.get(&format!(
@@ -69,7 +69,7 @@ impl Routes for Aws {
     fn tables(&self, sel: &Selection, dest: Dest, vpc: &str) -> Result<Vec<Table>> {
         let ec2 = self.ec2()?;
         let want = dest.to_string();
-        self.run("DescribeRouteTables", async {
+        self.rt.run("DescribeRouteTables", async {
             let mut out = Vec::new();
             let mut token: Option<String> = None;
             loop {
@@ -137,10 +137,10 @@ impl Routes for Aws {
                 (c.table.clone(), r)
             }
         });
-        let left = self.left();
+        let left = self.rt.left();
         match self
             .rt
-            .block_on(async { tokio::time::timeout(left, join_all(calls)).await })
+            .run("ReplaceRoute", async { Ok(join_all(calls).await) })
         {
             Ok(results) => results,
             // Some calls may have landed: the confirming read tells which.
@@ -161,7 +161,7 @@ impl Routes for Aws {
 
     fn source_dest_check(&self, eni: &str) -> Result<bool> {
         let ec2 = self.ec2()?;
-        self.run("DescribeNetworkInterfaces", async {
+        self.rt.run("DescribeNetworkInterfaces", async {
             let out = ec2
                 .describe_network_interfaces()
                 .network_interface_ids(eni)
@@ -179,7 +179,7 @@ impl Routes for Aws {
     fn disable_source_dest_check(&self, eni: &str) -> Result<()> {
         let ec2 = self.ec2()?;
         tracing::info!("turning source/destination check off on {eni}");
-        self.run("ModifyNetworkInterfaceAttribute", async {
+        self.rt.run("ModifyNetworkInterfaceAttribute", async {
             ec2.modify_network_interface_attribute()
                 .network_interface_id(eni)
                 .source_dest_check(AttributeBooleanValue::builder().value(false).build())
