@@ -14,14 +14,12 @@ nothing.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "lab"))
 
 from ec2lab import Ec2Lab  # noqa: E402
-from ec2lab.lab import clean_env  # noqa: E402
 import vipbench  # noqa: E402
 from vipbench import VIP, measure  # noqa: E402
 
@@ -32,31 +30,11 @@ def ec2_calls(lab):
     return lambda since: [c for c in lab.calls(since) if c["service"] == "ec2"]
 
 
-class Cloudha:
-    name = "cloudha vip"
-
-    def __init__(self, lab, binary):
-        self.lab, self.binary = lab, binary
-
-    def env(self, node, interval=None):
-        home = self.lab.dir / "bench-home"
-        home.mkdir(exist_ok=True)
-        env = clean_env({
-            "HOME": str(home), "OCF_ROOT": "/usr/lib/ocf", "OCF_RESOURCE_INSTANCE": "vip1",
-            "OCF_RA_VERSION_MAJOR": "1", "OCF_RA_VERSION_MINOR": "1",
-            "OCF_RESKEY_CRM_meta_timeout": "20000",
-            "CLOUDHA_RUN_DIR": str(self.lab.dir / f"bench-run-{node.name}"),
-            "CLOUDHA_DMI_DIR": "/nonexistent",
-            "OCF_RESKEY_ip": VIP, "OCF_RESKEY_cloud": "aws", "OCF_RESKEY_nic": "eth0",
-            "OCF_RESKEY_cidr_netmask": "24", "OCF_RESKEY_endpoint_url": self.lab.endpoint})
-        env.pop("NO_PROXY", None)
-        if interval:
-            env["OCF_RESKEY_CRM_meta_interval"] = str(interval)
-        return env
-
-    def action(self, node, action, interval=None) -> Run:
-        return measure(self.lab, node, [self.binary, "vip", action], self.env(node, interval),
-                       ec2_calls(self.lab))
+def cloudha(lab, binary):
+    return vipbench.Cloudha(lab, binary,
+                            {"ip": VIP, "cloud": "aws", "nic": "eth0", "cidr_netmask": "24",
+                 "endpoint_url": lab.endpoint},
+                            ec2_calls(lab))
 
 
 class AwsVip:
@@ -73,7 +51,7 @@ class AwsVip:
             env["OCF_RESKEY_CRM_meta_interval"] = str(interval)
         return env
 
-    def action(self, node, action, interval=None) -> Run:
+    def action(self, node, action, interval=None):
         script = {
             "start": f"{AWSVIP} start && ip addr add {VIP}/24 dev eth0",
             "stop": f"ip addr del {VIP}/24 dev eth0 2>/dev/null; {AWSVIP} stop",
@@ -92,7 +70,8 @@ def reset(lab):
 
 
 def main() -> int:
-    return vipbench.main("vip cloud=aws vs awsvip on the EC2 lab", Ec2Lab, Cloudha, AwsVip, reset, "EC2", peer_runs=5)
+    return vipbench.main("vip cloud=aws vs awsvip on the EC2 lab", Ec2Lab, cloudha, AwsVip, reset, "EC2",
+                         peer_runs=5)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ and the client-observed outage of a planned move node1 -> node2. Asserts nothing
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -30,33 +29,12 @@ def api_calls(lab):
     return lambda since: lab.calls(since)
 
 
-class Cloudha:
-    name = "cloudha vip"
-
-    def __init__(self, lab, binary):
-        self.lab, self.binary = lab, binary
-
-    def env(self, node, interval=None):
-        home = self.lab.dir / "bench-home"
-        home.mkdir(exist_ok=True)
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("OCI_", "OCF_", "HA_", "AWS_")) and "proxy" not in k.lower()}
-        env.update({
-            "HOME": str(home), "OCF_ROOT": "/usr/lib/ocf", "OCF_RESOURCE_INSTANCE": "vip1",
-            "OCF_RA_VERSION_MAJOR": "1", "OCF_RA_VERSION_MINOR": "1",
-            "OCF_RESKEY_CRM_meta_timeout": "20000",
-            "CLOUDHA_RUN_DIR": str(self.lab.dir / f"bench-run-{node.name}"),
-            "CLOUDHA_DMI_DIR": "/nonexistent",
-            "OCF_RESKEY_ip": VIP, "OCF_RESKEY_cloud": "oci", "OCF_RESKEY_nic": "eth0",
-            "OCF_RESKEY_cidr_netmask": "24", "OCF_RESKEY_endpoint_url": self.lab.endpoint,
-            "OCF_RESKEY_auth_endpoint_url": self.lab.federation_endpoint})
-        if interval:
-            env["OCF_RESKEY_CRM_meta_interval"] = str(interval)
-        return env
-
-    def action(self, node, action, interval=None):
-        return measure(self.lab, node, [self.binary, "vip", action], self.env(node, interval),
-                       api_calls(self.lab))
+def cloudha(lab, binary):
+    return vipbench.Cloudha(lab, binary,
+                            {"ip": VIP, "cloud": "oci", "nic": "eth0", "cidr_netmask": "24",
+                 "endpoint_url": lab.endpoint,
+                 "auth_endpoint_url": lab.federation_endpoint},
+                            api_calls(lab))
 
 
 class OciVip:
@@ -82,7 +60,8 @@ def reset(lab):
 
 
 def main() -> int:
-    return vipbench.main("vip cloud=oci vs ocivip on the OCI lab", OciLab, Cloudha, OciVip, reset, "API", peer_runs=3)
+    return vipbench.main("vip cloud=oci vs ocivip on the OCI lab", OciLab, cloudha, OciVip, reset, "API",
+                         peer_runs=3)
 
 
 if __name__ == "__main__":

@@ -23,10 +23,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "lab"))
 
+import cloudvip  # noqa: E402
 import vipbench  # noqa: E402  (bash time + GNU time, as the vip benchmarks)
 from vipbench import Run, med  # noqa: E402
 from ec2lab import Ec2Lab  # noqa: E402
-from ec2lab.lab import clean_env  # noqa: E402
 
 OVERLAY = "192.168.100.10"
 DEST = OVERLAY + "/32"
@@ -51,21 +51,12 @@ class Cloudha:
         self.lab, self.binary = lab, binary
 
     def env(self, node, tables, interval=None):
-        home = self.lab.dir / "bench-home"
-        home.mkdir(exist_ok=True)
-        env = clean_env({
-            "HOME": str(home), "OCF_ROOT": "/usr/lib/ocf", "OCF_RESOURCE_INSTANCE": "overlay1",
-            "OCF_RA_VERSION_MAJOR": "1", "OCF_RA_VERSION_MINOR": "1",
-            "OCF_RESKEY_CRM_meta_timeout": "60000",
-            "CLOUDHA_RUN_DIR": str(self.lab.dir / f"bench-run-{node.name}"),
-            "CLOUDHA_DMI_DIR": "/nonexistent",
-            "OCF_RESKEY_ip": OVERLAY, "OCF_RESKEY_nic": "eth0",
-            "OCF_RESKEY_route_tables": ",".join(tables),
-            "OCF_RESKEY_endpoint_url": self.lab.endpoint})
-        env.pop("NO_PROXY", None)
+        extra = {"OCF_RESKEY_CRM_meta_timeout": "60000"}
         if interval:
-            env["OCF_RESKEY_CRM_meta_interval"] = str(interval)
-        return env
+            extra["OCF_RESKEY_CRM_meta_interval"] = str(interval)
+        return cloudvip.agent_env(self.lab, node, {
+            "ip": OVERLAY, "nic": "eth0", "route_tables": ",".join(tables),
+            "endpoint_url": self.lab.endpoint}, extra)
 
     def action(self, node, action, tables):
         verb, interval, extra = {

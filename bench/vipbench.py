@@ -11,7 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-VIP = "10.0.1.100"
+import cloudvip  # tests/lab, on the path of the benchmarks
+
+VIP = cloudvip.VIP
 PORT = 8080
 
 # bash's `time` gives wall and CPU of the tree in milliseconds, GNU time its largest RSS.
@@ -20,6 +22,20 @@ PORT = 8080
 TIMED = 'TIMEFORMAT="%3R %3U %3S"; { time /usr/bin/time -o "$0.rss" -f %M "$@" 2>"$0.err"; } 2>"$0"'
 
 ACTIONS = ("start", "monitor (recurring, depth 0)", "probe", "stop")
+
+
+class Cloudha:
+    """Our vip agent with the parameters `defaults`, called as the lab tests call it."""
+
+    name = "cloudha vip"
+
+    def __init__(self, lab, binary, defaults: dict, api_calls):
+        self.lab, self.binary, self.defaults, self.api_calls = lab, binary, defaults, api_calls
+
+    def action(self, node, action, interval=None):
+        extra = {"OCF_RESKEY_CRM_meta_interval": str(interval)} if interval else None
+        env = cloudvip.agent_env(self.lab, node, self.defaults, extra)
+        return measure(self.lab, node, [self.binary, "vip", action], env, self.api_calls)
 
 
 class Run:

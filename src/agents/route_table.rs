@@ -475,32 +475,12 @@ impl RouteTable {
     }
 
     fn configure_local(&self, host: &dyn Host, link: &Link) -> Result<()> {
-        let mut present = false;
-        for a in self.local_addrs(host)? {
-            if a.link == link.index && a.prefix == 32 {
-                present = true;
-            } else {
-                tracing::warn!(
-                    "removing {}/{} from interface {} before configuring it on {}",
-                    a.ip,
-                    a.prefix,
-                    a.link,
-                    link.name
-                );
-                host.del_addr(a.link, a.ip, a.prefix)?;
-            }
-        }
-        if !present {
+        let ip = IpAddr::V4(self.ip);
+        if !crate::host::only_on(host, link, ip, 32)? {
             tracing::info!("adding {}/32 to {}", self.ip, link.name);
-            host.add_addr(link.index, IpAddr::V4(self.ip), 32)?;
+            host.add_addr(link.index, ip, 32)?;
         }
-        if !self.local_addrs(host)?.iter().any(|a| a.link == link.index) {
-            return Err(Error::failed(format!(
-                "{} was added to {} but the kernel does not list it",
-                self.ip, link.name
-            )));
-        }
-        Ok(())
+        crate::host::confirm_on(host, link, ip)
     }
 }
 

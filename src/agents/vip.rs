@@ -457,22 +457,7 @@ impl Agent for Vip {
         self.with_cloud(cx, |cloud| {
             let (link, prefix) = self.placement(cx.host)?;
             link.check_usable()?;
-            // Copies elsewhere (another interface or prefix) would answer for the address too.
-            let mut present = false;
-            for a in cx.host.addrs()?.into_iter().filter(|a| a.ip == self.ip) {
-                if a.link == link.index && a.prefix == prefix {
-                    present = true;
-                } else {
-                    tracing::warn!(
-                        "removing {}/{} from interface {} before configuring it on {}",
-                        a.ip,
-                        a.prefix,
-                        a.link,
-                        link.name
-                    );
-                    cx.host.del_addr(a.link, a.ip, a.prefix)?;
-                }
-            }
+            let present = crate::host::only_on(cx.host, &link, self.ip, prefix)?;
             cloud.claim(self.ip, &link)?;
             if present {
                 tracing::info!("{}/{prefix} is already on {}", self.ip, link.name);
@@ -490,17 +475,7 @@ impl Agent for Vip {
                     }
                 }
             }
-            let confirmed = cx
-                .host
-                .addrs()?
-                .iter()
-                .any(|a| a.ip == self.ip && a.link == link.index);
-            if !confirmed {
-                return Err(Error::failed(format!(
-                    "{} was added to {} but the kernel does not list it",
-                    self.ip, link.name
-                )));
-            }
+            crate::host::confirm_on(cx.host, &link, self.ip)?;
             if cloud.kind() != CloudKind::None {
                 cloud.confirm(self.ip, &link)?;
                 self.mark_cloud_checked(cx);

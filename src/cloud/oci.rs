@@ -145,7 +145,11 @@ pub struct Oci {
     rt: Bounded,
     opts: Options,
     run_dir: PathBuf,
-    http: Client<Https, Full<Bytes>>,
+    /// Metadata and plain-HTTP endpoints.
+    http: Client<HttpConnector, Full<Bytes>>,
+    /// The API over TLS, built on first use: loading the CA store is wasted on probes and
+    /// metadata-only calls.
+    https: RefCell<Option<Client<Https, Full<Bytes>>>>,
     signer: RefCell<Option<Rc<Signer>>>,
     /// (region identifier, realm domain), e.g. ("us-ashburn-1", "oraclecloud.com").
     region: RefCell<Option<(String, String)>>,
@@ -156,22 +160,32 @@ pub struct Oci {
 impl Oci {
     pub fn new(opts: &Options, run_dir: &Path, deadline: Instant) -> Result<Self> {
         let rt = Bounded::new(deadline)?;
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| Error::not_installed(format!("no CA certificates on this node: {e}")))?
-            .https_or_http()
-            .enable_http1()
-            .build();
         Ok(Oci {
             rt,
             opts: opts.clone(),
             run_dir: run_dir.to_path_buf(),
-            http: Client::builder(TokioExecutor::new()).build(https),
+            http: Client::builder(TokioExecutor::new()).build(HttpConnector::new()),
+            https: RefCell::new(None),
             signer: RefCell::new(None),
             region: RefCell::new(None),
             vnics: RefCell::new(HashMap::new()),
             subnet_ids: RefCell::new(HashMap::new()),
         })
+    }
+
+    fn https(&self) -> Result<Client<Https, Full<Bytes>>> {
+        if let Some(c) = self.https.borrow().clone() {
+            return Ok(c);
+        }
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|e| Error::not_installed(format!("no CA certificates on this node: {e}")))?
+            .https_only()
+            .enable_http1()
+            .build();
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        *self.https.borrow_mut() = Some(client.clone());
+        Ok(client)
     }
 
     /// One HTTP exchange: (status, headers, body).
@@ -193,11 +207,12 @@ impl Oci {
         let unreachable =
             |why: String| Error::transient(format!("{method} {url}: cannot reach it ({why})"));
         let answer = async {
-            let resp = self
-                .http
-                .request(req)
-                .await
-                .map_err(|e| unreachable(format!("{e:?}")))?;
+            let resp = if url.starts_with("https://") {
+                self.https()?.request(req).await
+            } else {
+                self.http.request(req).await
+            }
+            .map_err(|e| unreachable(format!("{e:?}")))?;
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
             let body = resp
@@ -482,9 +497,8 @@ impl Oci {
                     return serde_json::from_slice(&bytes)
                         .map_err(|e| Error::transient(format!("{op}: unreadable answer: {e}")));
                 }
-                Ok((401, h, bytes)) if signer.session && !refreshed => {
+                Ok((401, _, _)) if signer.session && !refreshed => {
                     tracing::info!("{op}: session token refused; federating again");
-                    let _ = api_error(op, 401, &h, &bytes);
                     refreshed = true;
                     self.signer(true)?;
                     continue;

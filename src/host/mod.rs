@@ -49,6 +49,42 @@ impl Link {
     }
 }
 
+/// Remove `ip` from every place but `prefix` on `link` (copies elsewhere would answer for it
+/// too); whether it is already there.
+pub fn only_on(host: &dyn Host, link: &Link, ip: IpAddr, prefix: u8) -> Result<bool> {
+    let mut present = false;
+    for a in host.addrs()?.into_iter().filter(|a| a.ip == ip) {
+        if a.link == link.index && a.prefix == prefix {
+            present = true;
+        } else {
+            tracing::warn!(
+                "removing {}/{} from interface {} before configuring it on {}",
+                a.ip,
+                a.prefix,
+                a.link,
+                link.name
+            );
+            host.del_addr(a.link, a.ip, a.prefix)?;
+        }
+    }
+    Ok(present)
+}
+
+/// The kernel lists `ip` on `link`, read back after adding it.
+pub fn confirm_on(host: &dyn Host, link: &Link, ip: IpAddr) -> Result<()> {
+    if host
+        .addrs()?
+        .iter()
+        .any(|a| a.ip == ip && a.link == link.index)
+    {
+        return Ok(());
+    }
+    Err(crate::error::Error::failed(format!(
+        "{ip} was added to {} but the kernel does not list it",
+        link.name
+    )))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Addr {
     pub link: u32,

@@ -9,11 +9,9 @@ and the packages of scripts/install-deps.sh; nothing here skips.
 
 from __future__ import annotations
 
-import os
 import stat
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -21,11 +19,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import cloudvip  # noqa: E402
 import netns  # noqa: E402
+from cloudvip import VIP, run_dir  # noqa: E402
 from ec2lab import Ec2Lab  # noqa: E402
-from ec2lab.lab import clean_env  # noqa: E402
 
-VIP = "10.0.1.100"
 PORT = 8080
 
 
@@ -52,47 +50,20 @@ def clean_slate(lab):
     yield
 
 
-def run_dir(lab, node) -> Path:
-    d = lab.dir / f"run-{node.name}"
-    d.mkdir(exist_ok=True)
-    return d
+def defaults(lab) -> dict:
+    return {"ip": VIP, "cloud": "aws", "nic": "eth0", "endpoint_url": lab.endpoint}
 
 
 def agent_env(lab, node, extra_env=None, **params) -> dict:
-    """What Pacemaker gives the agent on `node`: no AWS settings at all (credentials come from
-    the instance role), a run directory of the node's own."""
-    home = lab.dir / "empty-home"
-    home.mkdir(exist_ok=True)
-    env = clean_env({
-        "HOME": str(home),
-        "OCF_ROOT": "/usr/lib/ocf", "OCF_RESOURCE_INSTANCE": "vip1",
-        "OCF_RA_VERSION_MAJOR": "1", "OCF_RA_VERSION_MINOR": "1",
-        "OCF_EXIT_REASON_PREFIX": "ocf-exit-reason:",
-        "OCF_RESKEY_CRM_meta_timeout": "20000",
-        "CLOUDHA_RUN_DIR": str(run_dir(lab, node)),
-        "CLOUDHA_DMI_DIR": "/nonexistent",
-    })
-    env.pop("NO_PROXY", None)
-    p = {"ip": VIP, "cloud": "aws", "nic": "eth0", "endpoint_url": lab.endpoint}
-    p.update(params)
-    env.update({f"OCF_RESKEY_{k}": str(v) for k, v in p.items() if v is not None})
-    env.update(extra_env or {})
-    return env
+    return cloudvip.agent_env(lab, node, defaults(lab), extra_env, **params)
 
 
 def vip(lab, node, action, extra_env=None, timeout=30, **params) -> netns.Result:
-    node = lab.node(node)
-    t0 = time.monotonic()
-    p = node.exec([netns.cloudha_bin(), "vip", action], env=agent_env(lab, node, extra_env,
-                                                                        **params),
-                  timeout=timeout)
-    r = netns.Result(p, time.monotonic() - t0)
-    print(f"{node.name} vip {action} -> {r.rc} in {r.elapsed:.3f}s\n{p.stderr.strip()}")
-    return r
+    return cloudvip.call(lab, node, action, defaults(lab), extra_env, timeout, **params)
 
 
 def has_vip(node, dev="eth0") -> bool:
-    return f"inet {VIP}/" in node.exec(["ip", "-o", "addr", "show", "dev", dev]).stdout
+    return cloudvip.has_addr(node, VIP, dev)
 
 
 def ec2_calls(lab, since) -> list[str]:
@@ -420,7 +391,7 @@ def test_profile_is_found_without_home(lab, tmp_path):
     env = agent_env(lab, n1, profile="cluster")
     env.pop("HOME")
     creds = f"[profile cluster]\\nregion = {lab.region}\\n"
-    keys = f"[cluster]\\naws_access_key_id = AKIAPROFILE\\naws_secret_access_key = x\\n"
+    keys = "[cluster]\\naws_access_key_id = AKIAPROFILE\\naws_secret_access_key = x\\n"
     script = (f"mount -t tmpfs none /root && mkdir /root/.aws && "
               f"printf '{creds}' > /root/.aws/config && printf '{keys}' > /root/.aws/credentials"
               f" && exec {' '.join(n1.wrap([str(binary), 'vip', 'start']))}")

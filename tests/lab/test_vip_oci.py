@@ -11,7 +11,6 @@ and the packages of scripts/install-deps.sh; nothing here skips.
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
 import sys
@@ -22,10 +21,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import cloudvip  # noqa: E402
 import netns  # noqa: E402
+from cloudvip import VIP, run_dir  # noqa: E402
 from ocilab import OciLab, reference_sign  # noqa: E402
 
-VIP = "10.0.1.100"
 PORT = 8080
 
 
@@ -52,46 +52,21 @@ def clean_slate(lab):
     yield
 
 
-def run_dir(lab, node) -> Path:
-    d = lab.dir / f"run-{node.name}"
-    d.mkdir(exist_ok=True)
-    return d
+def defaults(lab) -> dict:
+    return {"ip": VIP, "cloud": "oci", "nic": "eth0", "endpoint_url": lab.endpoint,
+            "auth_endpoint_url": lab.federation_endpoint}
 
 
 def agent_env(lab, node, extra_env=None, **params) -> dict:
-    home = lab.dir / "empty-home"
-    home.mkdir(exist_ok=True)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("OCI_", "OCF_", "HA_", "AWS_")) and "proxy" not in k.lower()}
-    env.update({
-        "HOME": str(home),
-        "OCF_ROOT": "/usr/lib/ocf", "OCF_RESOURCE_INSTANCE": "vip1",
-        "OCF_RA_VERSION_MAJOR": "1", "OCF_RA_VERSION_MINOR": "1",
-        "OCF_EXIT_REASON_PREFIX": "ocf-exit-reason:",
-        "OCF_RESKEY_CRM_meta_timeout": "20000",
-        "CLOUDHA_RUN_DIR": str(run_dir(lab, node)),
-        "CLOUDHA_DMI_DIR": "/nonexistent",
-    })
-    p = {"ip": VIP, "cloud": "oci", "nic": "eth0", "endpoint_url": lab.endpoint,
-         "auth_endpoint_url": lab.federation_endpoint}
-    p.update(params)
-    env.update({f"OCF_RESKEY_{k}": str(v) for k, v in p.items() if v is not None})
-    env.update(extra_env or {})
-    return env
+    return cloudvip.agent_env(lab, node, defaults(lab), extra_env, **params)
 
 
 def vip(lab, node, action, extra_env=None, timeout=30, **params) -> netns.Result:
-    node = lab.node(node)
-    t0 = time.monotonic()
-    p = node.exec([netns.cloudha_bin(), "vip", action],
-                  env=agent_env(lab, node, extra_env, **params), timeout=timeout)
-    r = netns.Result(p, time.monotonic() - t0)
-    print(f"{node.name} vip {action} -> {r.rc} in {r.elapsed:.3f}s\n{p.stderr.strip()}")
-    return r
+    return cloudvip.call(lab, node, action, defaults(lab), extra_env, timeout, **params)
 
 
 def has_vip(node) -> bool:
-    return f"inet {VIP}/" in node.exec(["ip", "-o", "addr", "show", "dev", "eth0"]).stdout
+    return cloudvip.has_addr(node, VIP)
 
 
 def ops(lab, since) -> list[str]:

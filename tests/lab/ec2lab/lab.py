@@ -338,21 +338,25 @@ class Ec2Lab:
     def _start_server(self) -> None:
         env = clean_env({"PYTHONPATH": str(HERE.parent), "AWS_EC2_METADATA_DISABLED": "true",
                          "MOTO_ALLOW_NONEXISTENT_REGION": "true"})
+        ports = self._spawn_server("ec2lab.server", ["--region", self.region], env)
+        self.port, self.control_port = ports["endpoint"], ports["control"]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.control_url = f"http://127.0.0.1:{self.control_port}"
+        self.ec2 = self.client_for("ec2", key="lab", url=self.control_url)
+
+    def _spawn_server(self, module: str, args: list[str], env: dict) -> dict:
+        """Start `python3 -m module args` (stopped by its PID at close; it also exits when
+        this process does) and return the ports it prints on its first line."""
         log = open(self.dir / "server.log", "ab")
         self.server = subprocess.Popen(
-            [sys.executable, "-m", "ec2lab.server", "--region", self.region,
-             "--owner", str(os.getpid())],
+            [sys.executable, "-m", module, *args, "--owner", str(os.getpid())],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, env=env,
             cwd=str(HERE.parent), start_new_session=True)
         ready, _, _ = select.select([self.server.stdout], [], [], 30)
         line = self.server.stdout.readline() if ready else b""
         if not line:
-            raise RuntimeError(f"ec2lab server did not start: {self._server_log()}")
-        ports = json.loads(line)
-        self.port, self.control_port = ports["endpoint"], ports["control"]
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.control_url = f"http://127.0.0.1:{self.control_port}"
-        self.ec2 = self.client_for("ec2", key="lab", url=self.control_url)
+            raise RuntimeError(f"{module} did not start: {self._server_log()}")
+        return json.loads(line)
 
     def _server_log(self) -> str:
         try:

@@ -539,6 +539,21 @@ class DataPlane:
         self.rule_prefs: dict[str, int] = {}
         threading.Thread(target=self.loop, daemon=True).start()
 
+    def control(self, path: str, body: dict) -> dict:
+        """The lab's /_lab/dataplane calls: the fabric, the veths of interfaces (id -> (dev,
+        mac)), the lag; /_lab/dataplane/sync. Answers once the routes follow."""
+        if path == "dataplane":
+            if body.get("fabric"):
+                self.fabric = body["fabric"]
+            for iface, (dev, mac) in (body.get("devs") or {}).items():
+                self.devs[iface] = (dev, mac)
+            if "lag" in body:
+                self.lag = float(body["lag"])
+        elif path != "dataplane/sync":
+            raise KeyError(path)
+        self.wait_synced()
+        return {"ok": True}
+
     def loop(self):
         while True:
             self.wake.wait(0.05)
@@ -827,19 +842,8 @@ class Control:
         if path == "imds/lag":
             c.imds_lag = float(body["seconds"])
             return {"ok": True}
-        if path == "dataplane":
-            dp = c.dataplane
-            if body.get("fabric"):
-                dp.fabric = body["fabric"]
-            for eni_id, (dev, mac) in (body.get("devs") or {}).items():
-                dp.devs[eni_id] = (dev, mac)
-            if "lag" in body:
-                dp.lag = float(body["lag"])
-            dp.wait_synced()
-            return {"ok": True}
-        if path == "dataplane/sync":
-            c.dataplane.wait_synced()
-            return {"ok": True}
+        if path.startswith("dataplane"):
+            return c.dataplane.control(path, body)
         raise KeyError(path)
 
 

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 from ec2lab import lab as ec2
@@ -243,17 +240,7 @@ class OciLab(Ec2Lab):
         spec_file = self.dir / "spec.json"
         spec_file.write_text(json.dumps(spec, indent=1))
         env = clean_env({"PYTHONPATH": str(HERE.parent)})
-        log = open(self.dir / "server.log", "ab")
-        self.server = subprocess.Popen(
-            [sys.executable, "-m", "ocilab.server", "--spec", str(spec_file),
-             "--owner", str(os.getpid())],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, env=env,
-            cwd=str(HERE.parent), start_new_session=True)
-        ready, _, _ = select.select([self.server.stdout], [], [], 30)
-        line = self.server.stdout.readline() if ready else b""
-        if not line:
-            raise RuntimeError(f"ocilab server did not start: {self._server_log()}")
-        ports = json.loads(line)
+        ports = self._spawn_server("ocilab.server", ["--spec", str(spec_file)], env)
         self.port, self.tls_port = ports["endpoint"], ports["tls"]
         self.control_port = ports["control"]
         self.endpoint = f"http://127.0.0.1:{self.port}"

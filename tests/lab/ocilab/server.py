@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 from cryptography.hazmat.primitives import serialization
 
 from ec2lab import nssock
-from ec2lab.server import DataPlane, Faults, NsHTTPServer, Relay, pid_alive
+from ec2lab.server import DataPlane, Faults, NsHTTPServer, Relay, exit_with, pid_alive
 
 from . import pki
 
@@ -885,29 +885,12 @@ def route_control(c: Cloud, method: str, path: str, body, query):
             if p is not None:
                 c.delete_ip(p)
             return {"ok": True}
-    if path == "dataplane":
-        dp = c.dataplane
-        if body.get("fabric"):
-            dp.fabric = body["fabric"]
-        for vid, (dev, mac) in (body.get("devs") or {}).items():
-            dp.devs[vid] = (dev, mac)
-        if "lag" in body:
-            dp.lag = float(body["lag"])
-        dp.wait_synced()
-        return {"ok": True}
-    if path == "dataplane/sync":
-        c.dataplane.wait_synced()
-        return {"ok": True}
+    if path.startswith("dataplane"):
+        return c.dataplane.control(path, body)
     raise KeyError(path)
 
 
 # ---------------------------------------------------------------- main
-
-
-def exit_with(owner: int) -> None:
-    while pid_alive(owner):
-        time.sleep(1)
-    os._exit(0)
 
 
 def main() -> None:
