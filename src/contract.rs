@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::agents::{AgentDef, Ctx, Health, Paths};
-use crate::error::{Error, Kind, Result};
+use crate::error::{Error, Kind, Result, one_line};
 use crate::host::Host;
 use crate::metadata::{self, Dialect};
 use crate::params::{Raw, Source, Values};
@@ -297,6 +297,14 @@ pub enum Outcome {
     Report(Vec<String>),
 }
 
+/// OCF 1.1's "running, but degraded"; Pacemaker 2.1 treats it as success and shows the reason.
+pub const OCF_DEGRADED: i32 = 190;
+
+/// The exit-reason prefix; ocf-shellfuncs lets the caller change it.
+pub fn reason_prefix() -> String {
+    std::env::var("OCF_EXIT_REASON_PREFIX").unwrap_or_else(|_| "ocf-exit-reason:".to_string())
+}
+
 /// The exit code for an OCF caller.
 pub fn ocf_code(kind: Kind) -> i32 {
     match kind {
@@ -315,6 +323,8 @@ pub mod crs_check {
     pub const UNPLANNED_OFFLINE: i32 = 1;
     pub const PLANNED_OFFLINE: i32 = 2;
     pub const UNKNOWN: i32 = 3;
+    /// PARTIAL (INTERMEDIATE): up, but not fully healthy; our closest to OCF_DEGRADED.
+    pub const PARTIAL: i32 = 4;
     pub const FAILED: i32 = 5;
 }
 
@@ -404,18 +414,21 @@ fn finish(inv: &Invocation, result: Result<Outcome>) -> i32 {
     match inv.caller {
         Caller::Ocf => match result {
             Ok(Outcome::Health(Health::NotRunning)) => 7,
+            Ok(Outcome::Health(Health::Degraded(why))) => {
+                tracing::warn!("running, but degraded: {why}");
+                eprintln!("{}", one_line(&format!("{}{why}", reason_prefix())));
+                OCF_DEGRADED
+            }
             Ok(Outcome::Report(lines)) => {
                 for l in lines {
-                    println!("ok: {l}");
+                    println!("{}", one_line(&format!("ok: {l}")));
                 }
                 0
             }
             Ok(_) => 0,
             Err(e) => {
                 tracing::error!("{} failed: {e}", inv.action_word);
-                let prefix = std::env::var("OCF_EXIT_REASON_PREFIX")
-                    .unwrap_or_else(|_| "ocf-exit-reason:".to_string());
-                eprintln!("{prefix}{e}");
+                eprintln!("{}", one_line(&format!("{}{e}", reason_prefix())));
                 ocf_code(e.kind)
             }
         },
@@ -423,12 +436,19 @@ fn finish(inv: &Invocation, result: Result<Outcome>) -> i32 {
             let state = inv.crs_state.as_deref();
             match (inv.action, result) {
                 (Action::Monitor, Ok(Outcome::Health(Health::Running))) => crs_check::ONLINE,
+                (Action::Monitor, Ok(Outcome::Health(Health::Degraded(why)))) => {
+                    println!("{}", one_line(&format!("CRS_WARNING: degraded: {why}")));
+                    crs_check::PARTIAL
+                }
                 (Action::Monitor, Ok(_)) => {
                     let was = state.and_then(read_state);
                     if was.as_deref() == Some("online") {
                         println!(
-                            "CRS_WARNING: {} is offline but should be online",
-                            inv.resource
+                            "{}",
+                            one_line(&format!(
+                                "CRS_WARNING: {} is offline but should be online",
+                                inv.resource
+                            ))
                         );
                         crs_check::UNPLANNED_OFFLINE
                     } else {
@@ -436,7 +456,7 @@ fn finish(inv: &Invocation, result: Result<Outcome>) -> i32 {
                     }
                 }
                 (Action::Monitor, Err(e)) => {
-                    println!("CRS_ERROR: {e}");
+                    println!("{}", one_line(&format!("CRS_ERROR: {e}")));
                     match e.kind {
                         // We could not tell; a person has to look.
                         Kind::Transient | Kind::Config | Kind::Unimplemented => crs_check::UNKNOWN,
@@ -454,7 +474,7 @@ fn finish(inv: &Invocation, result: Result<Outcome>) -> i32 {
                     0
                 }
                 (_, Err(e)) => {
-                    println!("CRS_ERROR: {e}");
+                    println!("{}", one_line(&format!("CRS_ERROR: {e}")));
                     1
                 }
             }

@@ -76,3 +76,67 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// The longest piece of an outside value echoed into a message; the rest is summarised.
+const SHOWN_MAX: usize = 64;
+/// The longest line written to a caller's protocol (`ocf-exit-reason:`, `CRS_*:`, a log line).
+pub const LINE_MAX: usize = 1024;
+
+/// An outside value (a parameter, a file line, a peer) as it may appear inside a message:
+/// quoted, control characters escaped, at most [`SHOWN_MAX`] characters. Messages built with
+/// it cannot forge a second line of the caller's protocol nor flood it.
+pub fn shown(value: &str) -> String {
+    let mut out = String::from("'");
+    let mut chars = value.chars();
+    for c in chars.by_ref().take(SHOWN_MAX) {
+        out.extend(c.escape_debug());
+    }
+    let rest = chars.count();
+    out.push('\'');
+    if rest > 0 {
+        out.push_str(&format!("… ({} more characters)", rest));
+    }
+    out
+}
+
+/// One protocol line from a message: control characters (newlines included) escaped, cut at
+/// [`LINE_MAX`] bytes on a character boundary. The last defence; messages should already
+/// quote what came from outside with [`shown`].
+pub fn one_line(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len().min(LINE_MAX));
+    for c in msg.chars() {
+        let piece: String = if c.is_control() {
+            c.escape_debug().collect()
+        } else {
+            c.to_string()
+        };
+        if out.len() + piece.len() > LINE_MAX - 3 {
+            out.push_str("…");
+            break;
+        }
+        out.push_str(&piece);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_quotes_escapes_and_caps() {
+        assert_eq!(shown("eth0"), "'eth0'");
+        assert_eq!(shown("a\nocf-exit-reason:x"), "'a\\nocf-exit-reason:x'");
+        let long = shown(&"x".repeat(100_000));
+        assert!(long.len() < 120, "{long}");
+        assert!(long.ends_with("(99936 more characters)"));
+    }
+
+    #[test]
+    fn one_line_is_one_bounded_line() {
+        let l = one_line(&format!("a\nb\r{}", "é".repeat(5000)));
+        assert!(!l.contains('\n') && !l.contains('\r'));
+        assert!(l.len() <= LINE_MAX);
+        assert!(l.starts_with("a\\nb\\r"));
+    }
+}

@@ -176,11 +176,14 @@ fn usage_error_code(env: &Env, msg: &str, ocf: i32) -> i32 {
 fn report(caller: Caller, msg: &str, ocf: i32) -> i32 {
     match caller {
         Caller::Ocf => {
-            eprintln!("ocf-exit-reason:{msg}");
+            eprintln!(
+                "{}",
+                error::one_line(&format!("{}{msg}", contract::reason_prefix()))
+            );
             ocf
         }
         Caller::Clusterware => {
-            println!("CRS_ERROR: {msg}");
+            println!("{}", error::one_line(&format!("CRS_ERROR: {msg}")));
             1
         }
     }

@@ -68,6 +68,8 @@ impl<S: Subscriber> Layer<S> for Logger {
         }
         let mut msg = Message(String::new());
         event.record(&mut msg);
+        // A value with a newline must not write a second (forged) line anywhere.
+        msg.0 = crate::error::one_line(&msg.0);
         let (word, severity) = match level {
             Level::ERROR => ("ERROR", 3),
             Level::WARN => ("WARNING", 4),

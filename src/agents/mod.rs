@@ -140,10 +140,13 @@ pub fn touch(path: &Path) {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Health {
     Running,
     NotRunning,
+    /// Running, and the data path is healthy, but something the next failover needs is broken
+    /// (credentials, a permission): OCF_DEGRADED (190), Clusterware PARTIAL (4), with the reason.
+    Degraded(String),
 }
 
 pub trait Agent {
