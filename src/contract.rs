@@ -2,28 +2,83 @@
 //! (ACTION_SCRIPT) call us, turned into (agent, action, parameters, deadline); and an
 //! outcome turned into the exit code and messages that caller understands.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::agents::{AgentDef, Ctx, Health, Paths};
-use crate::error::{Error, Kind, Result, one_line};
+use crate::cloud::Cloud;
+use crate::cloud::routes::Routes;
+use crate::error::{Error, Kind, Result, one_line, shown};
 use crate::host::Host;
 use crate::metadata::{self, Dialect};
 use crate::params::{Raw, Source, Values};
 
-/// A snapshot of the environment (so tests can hand one in).
+/// A snapshot of the environment (so tests can hand one in). Variables whose name or value is
+/// not UTF-8 are kept by name in `invalid`, so that a parameter given that way is refused with
+/// a reason instead of silently read as "not set".
 #[derive(Debug, Clone, Default)]
-pub struct Env(pub BTreeMap<String, String>);
+pub struct Env {
+    vars: BTreeMap<String, String>,
+    invalid: BTreeSet<String>,
+}
 
 impl Env {
     pub fn from_process() -> Self {
-        Env(std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .collect())
+        let mut env = Env::default();
+        for (k, v) in std::env::vars_os() {
+            match (k.into_string(), v.into_string()) {
+                (Ok(k), Ok(v)) => {
+                    env.vars.insert(k, v);
+                }
+                (Ok(k), Err(_)) => {
+                    env.invalid.insert(k);
+                }
+                // A name that is not UTF-8 cannot be one of ours.
+                (Err(_), _) => {}
+            }
+        }
+        env
+    }
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Env {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            invalid: BTreeSet::new(),
+        }
+    }
+    /// Mark a variable as present with a value that is not UTF-8 (tests).
+    pub fn with_invalid(mut self, name: &str) -> Self {
+        self.vars.remove(name);
+        self.invalid.insert(name.to_string());
+        self
+    }
+    pub fn set(&mut self, k: &str, v: &str) {
+        self.invalid.remove(k);
+        self.vars.insert(k.to_string(), v.to_string());
     }
     pub fn get(&self, k: &str) -> Option<&str> {
-        self.0.get(k).map(String::as_str).filter(|v| !v.is_empty())
+        self.vars
+            .get(k)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+    /// Whether `k` is set to a value that is not UTF-8.
+    pub fn is_invalid(&self, k: &str) -> bool {
+        self.invalid.contains(k)
+    }
+    /// A variable only test builds honour (lab stand-ins for DMI, syslog). Release builds, the
+    /// ones that are packaged, ignore them so production has no hidden switches.
+    pub fn test_hook(&self, k: &str) -> Option<&str> {
+        if cfg!(debug_assertions) {
+            self.get(k)
+        } else {
+            None
+        }
     }
 }
 
@@ -37,7 +92,7 @@ pub enum Caller {
 
 impl Caller {
     pub fn detect(env: &Env) -> Self {
-        if env.get("_CRS_NAME").is_some() {
+        if env.get("_CRS_NAME").is_some() || env.is_invalid("_CRS_NAME") {
             Caller::Clusterware
         } else {
             Caller::Ocf
@@ -76,8 +131,9 @@ impl Action {
             (Caller::Clusterware, _) => Action::Ignored,
             (Caller::Ocf, other) => {
                 return Err(Error::unimplemented(format!(
-                    "action '{other}' is not implemented (supported: start, stop, monitor, \
-                     meta-data, validate-all, reload-agent)"
+                    "action {} is not implemented (supported: start, stop, monitor, \
+                     meta-data, validate-all, reload-agent)",
+                    shown(other)
                 )));
             }
         })
@@ -103,6 +159,12 @@ pub struct Invocation {
     pub action: Action,
     pub action_word: String,
     pub raw: Raw,
+    /// The first problem met while gathering the parameters (a .conf file that cannot be read,
+    /// a value that is not UTF-8). It is a configuration error, reported as `validate` would:
+    /// stop and clean still succeed, a check cannot tell.
+    pub input_error: Option<Error>,
+    /// Caller values we could not use and replaced (logged once the logger is up).
+    pub warnings: Vec<String>,
     /// Where Clusterware parameters were looked for, for messages.
     pub sources_hint: String,
     pub deadline: Instant,
@@ -118,28 +180,69 @@ fn env_path(env: &Env, var: &str, default: &str) -> PathBuf {
     PathBuf::from(env.get(var).unwrap_or(default))
 }
 
+/// The longest action timeout we honour; longer ones are cut to it (a day is far beyond any
+/// sensible cluster timeout, and keeps every instant computed from it representable).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// A caller's timeout (`scale` seconds per unit: 0.001 for Pacemaker's milliseconds, 1 for
+/// Clusterware's seconds) as a bounded duration. `None` when it is not a positive finite
+/// number, so the declared timeout applies instead.
+pub fn parse_timeout(raw: &str, scale: f64) -> Option<Duration> {
+    let n: f64 = raw.trim().parse().ok()?;
+    let secs = n * scale;
+    if !secs.is_finite() || secs <= 0.0 {
+        return None;
+    }
+    Some(Duration::try_from_secs_f64(secs).map_or(MAX_TIMEOUT, |d| d.min(MAX_TIMEOUT)))
+}
+
+/// The largest parameter file read; a bigger one is refused (it cannot be an agent's).
+const CONF_MAX: u64 = 1 << 20;
+
 /// Read a `key=value` file. Blank lines and `#` comments are skipped; values may be quoted.
+/// `Ok(false)` when the file does not exist; anything else unusable (a directory, a FIFO, a
+/// line that is not text) is a configuration error naming the file and line.
 pub fn read_conf(path: &Path, raw: &mut Raw) -> Result<bool> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let cannot = |what: String| Error::config(format!("cannot use {}: {what}", path.display()));
+    // O_NONBLOCK: a FIFO planted at the path must not hang the action in open().
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => {
-            return Err(Error::host_args(format!(
-                "cannot read {}: {e}",
-                path.display()
-            )));
-        }
+        Err(e) => return Err(cannot(e.to_string())),
     };
-    for (n, line) in text.lines().enumerate() {
+    let meta = file.metadata().map_err(|e| cannot(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(cannot("it is not a regular file".into()));
+    }
+    if meta.len() > CONF_MAX {
+        return Err(cannot(format!(
+            "it has {} bytes; a parameter file has at most {CONF_MAX}",
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(CONF_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| cannot(e.to_string()))?;
+    for (n, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        let at = format!("{}:{}", path.display(), n + 1);
+        let Ok(line) = std::str::from_utf8(line) else {
+            return Err(Error::config(format!("{at}: the line is not UTF-8 text")));
+        };
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         let Some((k, v)) = line.split_once('=') else {
             return Err(Error::config(format!(
-                "{}:{}: expected name=value, found '{line}'",
-                path.display(),
-                n + 1
+                "{at}: expected name=value, found {}",
+                shown(line)
             )));
         };
         let v = v.trim();
@@ -148,11 +251,7 @@ pub fn read_conf(path: &Path, raw: &mut Raw) -> Result<bool> {
             .and_then(|s| s.strip_suffix('"'))
             .or_else(|| v.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')))
             .unwrap_or(v);
-        raw.set(
-            k.trim(),
-            v,
-            Source::File(format!("{}:{}", path.display(), n + 1)),
-        );
+        raw.set(k.trim(), v, Source::File(at));
     }
     Ok(true)
 }
@@ -169,42 +268,71 @@ impl Invocation {
         let caller = Caller::detect(env);
         let action = Action::parse(caller, action_word).map_err(|e| (caller, e))?;
         let mut raw = Raw::default();
+        let mut input_error = None;
+        let mut warnings = Vec::new();
         let mut sources_hint = String::new();
         let mut crs_state = None;
         let run_dir = env_path(env, "CLOUDHA_RUN_DIR", "/run/cloudha");
         let resource;
-        let timeout_s: Option<f64>;
+        // (variable, its value) of the caller's timeout, when it gave one.
+        let mut timeout_var: Option<(String, &str)> = None;
+        let mut timeout = None;
+        let take_param =
+            |var: String, name: &'static str, raw: &mut Raw, input_error: &mut Option<Error>| {
+                if let Some(v) = env.get(&var) {
+                    raw.set(name, v, Source::Env(var));
+                } else if env.is_invalid(&var) && input_error.is_none() {
+                    *input_error = Some(Error::config(format!(
+                        "{var} is not valid UTF-8 text; parameter '{name}' must be given as UTF-8"
+                    )));
+                }
+            };
         match caller {
             Caller::Ocf => {
                 for p in agent.params {
-                    let var = format!("OCF_RESKEY_{}", p.name);
-                    if let Some(v) = env.get(&var) {
-                        raw.set(p.name, v, Source::Env(var));
-                    }
+                    take_param(
+                        format!("OCF_RESKEY_{}", p.name),
+                        p.name,
+                        &mut raw,
+                        &mut input_error,
+                    );
                 }
                 resource = env
                     .get("OCF_RESOURCE_INSTANCE")
                     .unwrap_or(agent.name)
                     .to_string();
-                timeout_s = env
-                    .get("OCF_RESKEY_CRM_meta_timeout")
-                    .and_then(|t| t.parse::<f64>().ok())
-                    .map(|ms| ms / 1000.0);
+                if let Some(t) = env.get("OCF_RESKEY_CRM_meta_timeout") {
+                    timeout_var = Some(("OCF_RESKEY_CRM_meta_timeout".into(), t));
+                    timeout = parse_timeout(t, 0.001);
+                }
             }
             Caller::Clusterware => {
                 let name = env.get("_CRS_NAME").unwrap_or_default().to_string();
+                if env.is_invalid("_CRS_NAME") {
+                    input_error = Some(Error::config(
+                        "_CRS_NAME (the resource name) is not valid UTF-8 text",
+                    ));
+                }
                 let conf = env_path(env, "CLOUDHA_CONFIG_DIR", "/etc/cloudha")
                     .join(format!("{name}.conf"));
                 let found = if name.contains('/') {
                     false
                 } else {
-                    read_conf(&conf, &mut raw).map_err(|e| (caller, e))?
+                    match read_conf(&conf, &mut raw) {
+                        Ok(found) => found,
+                        Err(e) => {
+                            input_error = Some(e);
+                            true
+                        }
+                    }
                 };
                 for p in agent.params {
-                    let var = format!("_CRS_{}", p.crs_attribute());
-                    if let Some(v) = env.get(&var) {
-                        raw.set(p.name, v, Source::Env(var));
-                    }
+                    take_param(
+                        format!("_CRS_{}", p.crs_attribute()),
+                        p.name,
+                        &mut raw,
+                        &mut input_error,
+                    );
                 }
                 sources_hint = format!(
                     "set it as the resource attribute _CRS_<NAME> or as name=value in {}{}",
@@ -218,14 +346,19 @@ impl Invocation {
                     Action::Clean => Some("CLEAN"),
                     _ => None,
                 };
-                let secs = |var: &str| {
-                    env.get(var)
-                        .and_then(|t| t.parse::<f64>().ok())
-                        .filter(|t| *t > 0.0)
-                };
-                timeout_s = word
-                    .and_then(|w| secs(&format!("_CRS_{w}_TIMEOUT")))
-                    .or_else(|| secs("_CRS_SCRIPT_TIMEOUT"));
+                let vars = word
+                    .map(|w| format!("_CRS_{w}_TIMEOUT"))
+                    .into_iter()
+                    .chain(["_CRS_SCRIPT_TIMEOUT".to_string()]);
+                for var in vars {
+                    if let Some(t) = env.get(&var) {
+                        timeout = parse_timeout(t, 1.0);
+                        if timeout.is_some() {
+                            break;
+                        }
+                        timeout_var.get_or_insert((var, t));
+                    }
+                }
                 crs_state = Some(
                     run_dir
                         .join("crs")
@@ -237,25 +370,36 @@ impl Invocation {
         for (k, v) in cli {
             raw.set(k, v, Source::CommandLine);
         }
-        let declared = f64::from(agent.timeout_of(action.decl_name()).unwrap_or(20));
-        let timeout = Duration::from_secs_f64(timeout_s.filter(|t| *t > 0.0).unwrap_or(declared));
+        let declared = Duration::from_secs(u64::from(
+            agent.timeout_of(action.decl_name()).unwrap_or(20),
+        ));
+        if let (None, Some((var, value))) = (timeout, timeout_var) {
+            warnings.push(format!(
+                "{var}={} is not a usable timeout; using the declared {} s",
+                shown(value),
+                declared.as_secs()
+            ));
+        }
+        let timeout = timeout.unwrap_or(declared);
         // Leave time to report before the caller kills us.
         let margin = (timeout / 10).min(Duration::from_secs(2));
+        let now = Instant::now();
+        let deadline = now.checked_add(timeout - margin).unwrap_or(now);
         let interval_ms = env
             .get("OCF_RESKEY_CRM_meta_interval")
-            .and_then(|i| i.parse::<u64>().ok())
+            .and_then(|i| i.trim().parse::<u64>().ok())
             .unwrap_or(0);
         let check_level = env
             .get("OCF_CHECK_LEVEL")
-            .and_then(|l| l.parse::<u32>().ok())
+            .and_then(|l| l.trim().parse::<u32>().ok())
             .unwrap_or(0);
         let major = env
             .get("OCF_RA_VERSION_MAJOR")
-            .and_then(|v| v.parse::<u32>().ok())
+            .and_then(|v| v.trim().parse::<u32>().ok())
             .unwrap_or(1);
         let minor = env
             .get("OCF_RA_VERSION_MINOR")
-            .and_then(|v| v.parse::<u32>().ok())
+            .and_then(|v| v.trim().parse::<u32>().ok())
             .unwrap_or(0);
         let dialect = if major > 1 || (major == 1 && minor >= 1) {
             Dialect::Ocf11
@@ -268,8 +412,10 @@ impl Invocation {
             action,
             action_word: action_word.to_string(),
             raw,
+            input_error,
+            warnings,
             sources_hint,
-            deadline: Instant::now() + timeout - margin,
+            deadline,
             check_level,
             // Clusterware has no probes: a check is one unless we started the resource here
             // (state "online"), when it is the recurring check of a running resource.
@@ -282,7 +428,10 @@ impl Invocation {
             resource,
             dialect,
             paths: Paths {
-                dmi_dir: env_path(env, "CLOUDHA_DMI_DIR", "/sys/class/dmi/id"),
+                dmi_dir: PathBuf::from(
+                    env.test_hook("CLOUDHA_DMI_DIR")
+                        .unwrap_or("/sys/class/dmi/id"),
+                ),
                 run_dir,
             },
             crs_state,
@@ -293,6 +442,8 @@ impl Invocation {
 /// What an action produced, before it is turned into an exit code.
 pub enum Outcome {
     Done,
+    /// Text for stdout as it is (meta-data).
+    Text(String),
     Health(Health),
     Report(Vec<String>),
 }
@@ -345,8 +496,71 @@ fn write_state(path: &Path, state: &str) {
     }
 }
 
+/// What the caller gets: the exit code and the lines for stdout and stderr (log lines are
+/// written as they happen, by the logger).
+#[derive(Debug, Default)]
+pub struct Reply {
+    pub code: i32,
+    pub stdout: Vec<String>,
+    pub stderr: Vec<String>,
+}
+
+impl Reply {
+    fn code(code: i32) -> Self {
+        Reply {
+            code,
+            ..Default::default()
+        }
+    }
+    fn out(mut self, line: String) -> Self {
+        self.stdout.push(line);
+        self
+    }
+    fn err(mut self, line: String) -> Self {
+        self.stderr.push(line);
+        self
+    }
+    /// Write the lines and return the exit code.
+    pub fn emit(self) -> i32 {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        for l in &self.stdout {
+            let _ = out.write_all(l.as_bytes());
+        }
+        let _ = out.flush();
+        let mut err = std::io::stderr().lock();
+        for l in &self.stderr {
+            let _ = err.write_all(l.as_bytes());
+        }
+        self.code
+    }
+}
+
+/// A protocol line: one line, bounded, newline-terminated.
+fn line(s: String) -> String {
+    let mut l = one_line(&s);
+    l.push('\n');
+    l
+}
+
+/// In-memory clouds to use instead of the ones the parameters select (unit and property tests).
+#[derive(Default, Clone, Copy)]
+pub struct Stand<'a> {
+    pub cloud: Option<&'a dyn Cloud>,
+    pub routes: Option<&'a dyn Routes>,
+}
+
 /// Run the action; the host is created only when an action needs it.
 pub fn execute(inv: &Invocation, host: &dyn Fn(Instant) -> Result<Box<dyn Host>>) -> i32 {
+    answer(inv, host, Stand::default()).emit()
+}
+
+/// Run the action and return what the caller gets, without writing it.
+pub fn answer(
+    inv: &Invocation,
+    host: &dyn Fn(Instant) -> Result<Box<dyn Host>>,
+    stand: Stand,
+) -> Reply {
     tracing::debug!(
         "{:?} {} (caller {:?}, probe {}, check level {}, {:?} left)",
         inv.action,
@@ -356,20 +570,30 @@ pub fn execute(inv: &Invocation, host: &dyn Fn(Instant) -> Result<Box<dyn Host>>
         inv.check_level,
         inv.deadline.saturating_duration_since(Instant::now())
     );
-    let result = run(inv, host);
+    let result = run(inv, host, stand);
     finish(inv, result)
 }
 
-fn run(inv: &Invocation, make_host: &dyn Fn(Instant) -> Result<Box<dyn Host>>) -> Result<Outcome> {
+fn run(
+    inv: &Invocation,
+    make_host: &dyn Fn(Instant) -> Result<Box<dyn Host>>,
+    stand: Stand,
+) -> Result<Outcome> {
     if inv.action == Action::MetaData {
-        print!("{}", metadata::xml(inv.agent, inv.dialect));
-        return Ok(Outcome::Done);
+        return Ok(Outcome::Text(metadata::xml(inv.agent, inv.dialect)));
     }
     if matches!(inv.action, Action::Abort | Action::Ignored) {
-        tracing::debug!("nothing to do for '{}'", inv.action_word);
+        tracing::debug!("nothing to do for {}", shown(&inv.action_word));
         return Ok(Outcome::Done);
     }
-    let values = Values::validate(inv.agent.params, &inv.raw).map_err(|e| {
+    for w in &inv.warnings {
+        tracing::warn!("{w}");
+    }
+    let values = match &inv.input_error {
+        Some(e) => Err(e.clone()),
+        None => Values::validate(inv.agent.params, &inv.raw),
+    }
+    .map_err(|e| {
         if inv.caller == Caller::Clusterware && e.message.starts_with("required parameter") {
             Error::config(format!("{}; {}", e.message, inv.sources_hint))
         } else {
@@ -396,8 +620,8 @@ fn run(inv: &Invocation, make_host: &dyn Fn(Instant) -> Result<Box<dyn Host>>) -
         check_level: inv.check_level,
         probe: inv.probe,
         deadline: inv.deadline,
-        cloud: None,
-        routes: None,
+        cloud: stand.cloud,
+        routes: stand.routes,
     };
     match inv.action {
         Action::Start => agent.start(&cx).map(|_| Outcome::Done),
@@ -406,64 +630,59 @@ fn run(inv: &Invocation, make_host: &dyn Fn(Instant) -> Result<Box<dyn Host>>) -
         Action::Monitor => agent.monitor(&cx).map(Outcome::Health),
         Action::Validate => agent.preflight(&cx).map(Outcome::Report),
         Action::ReloadAgent => agent.reload(&cx).map(|_| Outcome::Done),
-        Action::MetaData | Action::Abort | Action::Ignored => unreachable!("handled above"),
+        // Answered above; kept total rather than unreachable!() so no input can panic here.
+        Action::MetaData | Action::Abort | Action::Ignored => Ok(Outcome::Done),
     }
 }
 
-fn finish(inv: &Invocation, result: Result<Outcome>) -> i32 {
+fn finish(inv: &Invocation, result: Result<Outcome>) -> Reply {
     match inv.caller {
         Caller::Ocf => match result {
-            Ok(Outcome::Health(Health::NotRunning)) => 7,
+            Ok(Outcome::Health(Health::NotRunning)) => Reply::code(7),
             Ok(Outcome::Health(Health::Degraded(why))) => {
                 tracing::warn!("running, but degraded: {why}");
-                eprintln!("{}", one_line(&format!("{}{why}", reason_prefix())));
-                OCF_DEGRADED
+                Reply::code(OCF_DEGRADED).err(line(format!("{}{why}", reason_prefix())))
             }
-            Ok(Outcome::Report(lines)) => {
-                for l in lines {
-                    println!("{}", one_line(&format!("ok: {l}")));
-                }
-                0
-            }
-            Ok(_) => 0,
+            Ok(Outcome::Report(lines)) => lines
+                .into_iter()
+                .fold(Reply::code(0), |r, l| r.out(line(format!("ok: {l}")))),
+            Ok(Outcome::Text(text)) => Reply::code(0).out(text),
+            Ok(_) => Reply::code(0),
             Err(e) => {
                 tracing::error!("{} failed: {e}", inv.action_word);
-                eprintln!("{}", one_line(&format!("{}{e}", reason_prefix())));
-                ocf_code(e.kind)
+                Reply::code(ocf_code(e.kind)).err(line(format!("{}{e}", reason_prefix())))
             }
         },
         Caller::Clusterware => {
             let state = inv.crs_state.as_deref();
             match (inv.action, result) {
-                (Action::Monitor, Ok(Outcome::Health(Health::Running))) => crs_check::ONLINE,
+                (Action::Monitor, Ok(Outcome::Health(Health::Running))) => {
+                    Reply::code(crs_check::ONLINE)
+                }
                 (Action::Monitor, Ok(Outcome::Health(Health::Degraded(why)))) => {
-                    println!("{}", one_line(&format!("CRS_WARNING: degraded: {why}")));
-                    crs_check::PARTIAL
+                    Reply::code(crs_check::PARTIAL)
+                        .out(line(format!("CRS_WARNING: degraded: {why}")))
                 }
                 (Action::Monitor, Ok(_)) => {
                     let was = state.and_then(read_state);
                     if was.as_deref() == Some("online") {
-                        println!(
-                            "{}",
-                            one_line(&format!(
-                                "CRS_WARNING: {} is offline but should be online",
-                                inv.resource
-                            ))
-                        );
-                        crs_check::UNPLANNED_OFFLINE
+                        Reply::code(crs_check::UNPLANNED_OFFLINE).out(line(format!(
+                            "CRS_WARNING: {} is offline but should be online",
+                            inv.resource
+                        )))
                     } else {
-                        crs_check::PLANNED_OFFLINE
+                        Reply::code(crs_check::PLANNED_OFFLINE)
                     }
                 }
                 (Action::Monitor, Err(e)) => {
-                    println!("{}", one_line(&format!("CRS_ERROR: {e}")));
-                    match e.kind {
+                    let code = match e.kind {
                         // We could not tell; a person has to look.
                         Kind::Transient | Kind::Config | Kind::Unimplemented => crs_check::UNKNOWN,
                         _ => crs_check::FAILED,
-                    }
+                    };
+                    Reply::code(code).out(line(format!("CRS_ERROR: {e}")))
                 }
-                (action, Ok(_)) => {
+                (action, Ok(outcome)) => {
                     if let Some(path) = state {
                         match action {
                             Action::Start => write_state(path, "online"),
@@ -471,12 +690,12 @@ fn finish(inv: &Invocation, result: Result<Outcome>) -> i32 {
                             _ => {}
                         }
                     }
-                    0
+                    match outcome {
+                        Outcome::Text(text) => Reply::code(0).out(text),
+                        _ => Reply::code(0),
+                    }
                 }
-                (_, Err(e)) => {
-                    println!("{}", one_line(&format!("CRS_ERROR: {e}")));
-                    1
-                }
+                (_, Err(e)) => Reply::code(1).out(line(format!("CRS_ERROR: {e}"))),
             }
         }
     }

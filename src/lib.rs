@@ -103,7 +103,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                         None => {
                             return usage_error(
                                 &env,
-                                &format!("expected name=value, found '{word}'"),
+                                &format!("expected name=value, found {}", error::shown(word)),
                             );
                         }
                     }
@@ -112,7 +112,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 // depth 10. Under Clusterware, check stays its monitor.
                 if action == "check" && Caller::detect(&env) == Caller::Ocf {
                     let mut env = env.clone();
-                    env.0.insert("OCF_CHECK_LEVEL".into(), "10".into());
+                    env.set("OCF_CHECK_LEVEL", "10");
                     return dispatch(agent, "validate-all", &env, &cli_params);
                 }
                 dispatch(agent, action, &env, &cli_params)

@@ -13,6 +13,9 @@ use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
 use crate::contract::{Caller, Env};
 
+/// The tracing target prefix of cloudha's own events (its crate name).
+const OWN_TARGET: &str = "cloudha";
+
 struct Logger {
     tag: String,
     debug: bool,
@@ -66,6 +69,14 @@ impl<S: Subscriber> Layer<S> for Logger {
         if level == Level::TRACE || (level == Level::DEBUG && !self.debug) {
             return;
         }
+        // Only our own events: the SDKs log at info what an admin must never see in a cluster
+        // log (aws-config's profile provider prints the loaded access key id). Theirs pass only
+        // when debugging, and only warnings and errors.
+        if !event.metadata().target().starts_with(OWN_TARGET)
+            && !(self.debug && level <= Level::WARN)
+        {
+            return;
+        }
         let mut msg = Message(String::new());
         event.record(&mut msg);
         // A value with a newline must not write a second (forged) line anywhere.
@@ -97,12 +108,17 @@ pub fn init(env: &Env, agent: &str, name: &str, caller: Caller) {
     let syslog = env.get("HA_LOGFACILITY").and_then(facility).and_then(|f| {
         let sock = UnixDatagram::unbound().ok()?;
         // Overridable so tests can listen without touching /dev/log.
-        sock.connect(env.get("CLOUDHA_SYSLOG_SOCKET").unwrap_or("/dev/log"))
+        sock.connect(env.test_hook("CLOUDHA_SYSLOG_SOCKET").unwrap_or("/dev/log"))
             .ok()?;
         Some((sock, f))
     });
     let logger = Logger {
-        tag: format!("{agent}({name})[{}]", std::process::id()),
+        // The resource name comes from the caller: one short line, whatever it holds.
+        tag: format!(
+            "{agent}({})[{}]",
+            crate::error::one_line(&name.chars().take(64).collect::<String>()),
+            std::process::id()
+        ),
         debug,
         crs: caller == Caller::Clusterware,
         syslog,

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, shown};
 
 /// The type of a parameter, as OCF 1.1 knows them.
 #[derive(Debug, Clone, Copy)]
@@ -96,14 +96,16 @@ impl Param {
                     self.name
                 ))),
                 Err(_) => Err(Error::config(format!(
-                    "parameter {}='{raw}' is not a whole number",
-                    self.name
+                    "parameter {}={} is not a whole number",
+                    self.name,
+                    shown(raw)
                 ))),
             },
             Type::Boolean => parse_bool(raw).map(|_| ()).ok_or_else(|| {
                 Error::config(format!(
-                    "parameter {}='{raw}' is not a boolean (use true or false)",
-                    self.name
+                    "parameter {}={} is not a boolean (use true or false)",
+                    self.name,
+                    shown(raw)
                 ))
             }),
             Type::Select(options) => {
@@ -111,8 +113,9 @@ impl Param {
                     Ok(())
                 } else {
                     Err(Error::config(format!(
-                        "parameter {}='{raw}' is not one of: {}",
+                        "parameter {}={} is not one of: {}",
                         self.name,
+                        shown(raw),
                         options.join(", ")
                     )))
                 }
@@ -179,7 +182,8 @@ impl Values {
                 };
                 if !matches!(source, Source::Env(_)) {
                     return Err(Error::config(format!(
-                        "unknown parameter '{name}'{place} (known: {})",
+                        "unknown parameter {}{place} (known: {})",
+                        shown(name),
                         known.join(", ")
                     )));
                 }
