@@ -111,7 +111,7 @@ pub fn one_line(msg: &str) -> String {
             c.to_string()
         };
         if out.len() + piece.len() > LINE_MAX - 3 {
-            out.push_str("…");
+            out.push('…');
             break;
         }
         out.push_str(&piece);

@@ -72,9 +72,9 @@ impl<S: Subscriber> Layer<S> for Logger {
         // Only our own events: the SDKs log at info what an admin must never see in a cluster
         // log (aws-config's profile provider prints the loaded access key id). Theirs pass only
         // when debugging, and only warnings and errors.
-        if !event.metadata().target().starts_with(OWN_TARGET)
-            && !(self.debug && level <= Level::WARN)
-        {
+        let own = event.metadata().target().starts_with(OWN_TARGET);
+        let foreign_ok = self.debug && level <= Level::WARN;
+        if !(own || foreign_ok) {
             return;
         }
         let mut msg = Message(String::new());

@@ -71,6 +71,12 @@ pub struct AgentDef {
     pub build: fn(&Values) -> Result<Box<dyn Agent>>,
 }
 
+impl std::fmt::Debug for AgentDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
 impl AgentDef {
     pub fn has_reloadable(&self) -> bool {
         self.params.iter().any(|p| p.reloadable)
