@@ -177,6 +177,96 @@ fn required_words(a: &AgentDef) -> Vec<String> {
         .collect()
 }
 
+/// The environment an admin can set or a caller sets, for cloudha(8). Test builds also honour
+/// a few lab-only overrides; release builds (the packaged ones) do not, so they are not here.
+const ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "OCF_RESKEY_<name>",
+        "A parameter of the agent (Pacemaker). A value that is not UTF-8 text is refused.",
+    ),
+    (
+        "OCF_RESKEY_CRM_meta_timeout",
+        "The action's timeout in milliseconds (Pacemaker). Every step of the action ends \
+         before it, less a margin of a tenth (at most 2 s) to report. A value that is not a \
+         positive number gives the agent's declared timeout, with a warning; one over a day \
+         counts as a day.",
+    ),
+    (
+        "OCF_RESKEY_CRM_meta_interval",
+        "The monitor interval in milliseconds; 0 or unset makes the monitor a probe.",
+    ),
+    (
+        "OCF_CHECK_LEVEL",
+        "Monitor and validate-all depth: 10 also asks the cloud and checks this host.",
+    ),
+    (
+        "OCF_RESOURCE_INSTANCE",
+        "The resource name, used in log lines.",
+    ),
+    (
+        "OCF_RA_VERSION_MAJOR, OCF_RA_VERSION_MINOR",
+        "The OCF version of the caller; 1.1 gets the OCF 1.1 meta-data dialect.",
+    ),
+    (
+        "OCF_EXIT_REASON_PREFIX",
+        "Replaces the ocf-exit-reason: prefix, as ocf-shellfuncs allows.",
+    ),
+    (
+        "_CRS_NAME",
+        "Set by Oracle Clusterware: the resource name. Its presence selects the Clusterware \
+         contract.",
+    ),
+    (
+        "_CRS_<NAME>",
+        "A parameter given as an attribute of a Clusterware resource type.",
+    ),
+    (
+        "_CRS_<ACTION>_TIMEOUT, _CRS_SCRIPT_TIMEOUT",
+        "The action's timeout in seconds under Clusterware (START, STOP, CHECK, CLEAN), bounded \
+         as OCF_RESKEY_CRM_meta_timeout is.",
+    ),
+    (
+        "HA_debug, OCF_TRACE_RA",
+        "HA_debug=1 or OCF_TRACE_RA set: debug lines, and warnings of the libraries cloudha \
+         uses. Without them only cloudha's own messages are logged (the SDKs' informational \
+         lines can carry credential identifiers).",
+    ),
+    (
+        "HA_LOGFACILITY",
+        "A syslog facility (daemon, local0 ... local7, ...): log lines also go to syslog.",
+    ),
+    (
+        "CLOUDHA_CONFIG_DIR",
+        "Where Clusterware .conf files are looked for (default /etc/cloudha).",
+    ),
+    (
+        "CLOUDHA_RUN_DIR",
+        "Where records and caches live (default /run/cloudha): a directory only root can \
+         write, cleared at boot.",
+    ),
+    (
+        "COROSYNC_MAIN_CONFIG_FILE",
+        "corosync's own variable: the corosync.conf that vxlan-fdb peers_from=corosync reads \
+         (default /etc/corosync/corosync.conf).",
+    ),
+    (
+        "AWS_EC2_METADATA_DISABLED",
+        "true: never contact the instance metadata service; actions that need it fail with \
+         the reason.",
+    ),
+    (
+        "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE, \
+         AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE, AWS_REGION",
+        "The AWS SDK's standard credential and region chain (cloud=aws). Pacemaker does not \
+         pass a shell's environment to agents: the profile, region and role_arn parameters \
+         are the usual way.",
+    ),
+    (
+        "HTTPS_PROXY, HTTP_PROXY, NO_PROXY",
+        "A proxy for the AWS API. Instance metadata never goes through a proxy.",
+    ),
+];
+
 fn man_cloudha(date: &str) -> String {
     let mut w = String::new();
     th(&mut w, "cloudha", 8, date, "System Administration");
@@ -243,20 +333,30 @@ fn man_cloudha(date: &str) -> String {
         &mut w,
         "For Pacemaker, the OCF codes: 0 success, 1 generic (transient) error, 2 invalid on \
          this host, 3 unimplemented action, 4 insufficient privileges, 5 not installed on this \
-         host, 6 not configured (invalid everywhere), 7 not running. A line prefixed with \
-         ocf-exit-reason: on standard error carries the reason.",
+         host, 6 not configured (invalid everywhere), 7 not running, 190 running but degraded \
+         (a monitor whose data path is healthy while the cloud API refuses what the next \
+         failover needs, such as an expired credential or a missing permission; Pacemaker \
+         counts it as success and shows the reason). One line prefixed with ocf-exit-reason: \
+         on standard error carries the reason; values from the configuration are quoted in it \
+         and cut to 64 characters.",
     );
     para(
         &mut w,
         "For Oracle Clusterware: 0 success and 1 failure for start, stop and clean; check \
-         returns 0 ONLINE, 1 UNPLANNED_OFFLINE, 2 PLANNED_OFFLINE, 3 UNKNOWN or 5 FAILED. \
-         Messages prefixed CRS_WARNING: or CRS_ERROR: reach the crsctl client.",
+         returns 0 ONLINE, 1 UNPLANNED_OFFLINE, 2 PLANNED_OFFLINE, 3 UNKNOWN, 4 PARTIAL (the \
+         degraded case above) or 5 FAILED. A .conf file that cannot be used makes check answer \
+         UNKNOWN, stop and clean succeed and start fail naming the file and line. Messages \
+         prefixed CRS_WARNING: or CRS_ERROR: reach the crsctl client.",
     );
     para(
         &mut w,
         "Called as cloudha with an unknown agent, the status is 5 (not installed); with a \
          command line that cannot be parsed, 2.",
     );
+    sh(&mut w, "ENVIRONMENT");
+    for (var, text) in ENVIRONMENT {
+        let _ = writeln!(w, ".TP\n.B {}\n{}", roff(var), roff(text));
+    }
     sh(&mut w, "FILES");
     let _ = writeln!(w, ".TP\n.B {OCF_DIR}/\\fIagent\\fR");
     let _ = writeln!(
