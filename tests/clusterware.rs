@@ -290,3 +290,58 @@ fn dead_link_is_failed_and_clean_still_succeeds() {
     assert_eq!(r.run("clean").code, 0);
     assert!(!ns.has("10.66.0.80"));
 }
+
+/// A .conf file that cannot be used (garbled, not text, a directory, a FIFO): check cannot
+/// tell (UNKNOWN, so CRS retries instead of acting), stop and clean succeed (nothing can have
+/// been started with it), start fails naming the file and line. A running address is left
+/// alone by the check.
+#[test]
+fn broken_conf_file_answers_the_clusterware_way() {
+    const UNKNOWN: i32 = 3;
+    let ns = Netns::new("badconf");
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("myrac02-vip.ec2.conf");
+    std::fs::write(
+        &conf,
+        "ip=10.66.0.51\ncidr_netmask=24\ncloud=none\narp_count=0\n",
+    )
+    .unwrap();
+    let r = Resource::seed(&ns, dir.path());
+    assert_eq!(r.run("start").code, 0);
+    for (what, line) in [
+        (&b"ip=10.66.0.51\nthis line has no equals sign\n"[..], ":2:"),
+        (b"ip=10.66.0.51\ncloud=n\xffne\n", ":2:"),
+    ] {
+        std::fs::write(&conf, what).unwrap();
+        let c = r.run("check");
+        assert_eq!(c.code, UNKNOWN, "{}", c.stdout);
+        assert!(ns.has("10.66.0.51"), "a check never touches the address");
+        let s = r.run("start");
+        assert_eq!(s.code, 1);
+        assert!(
+            s.stdout.contains("CRS_ERROR: ")
+                && s.stdout.contains(&format!("myrac02-vip.ec2.conf{line}")),
+            "{}",
+            s.stdout
+        );
+        assert_eq!(s.stdout.matches("CRS_ERROR:").count(), 1, "{}", s.stdout);
+    }
+    std::fs::remove_file(&conf).unwrap();
+    std::fs::create_dir(&conf).unwrap();
+    assert_eq!(r.run("check").code, UNKNOWN);
+    assert_eq!(r.run("clean").code, 0);
+    std::fs::remove_dir(&conf).unwrap();
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&conf)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let s = r.run("stop");
+    assert_eq!(s.code, 0, "{}", s.stdout);
+    assert!(
+        s.took < Duration::from_secs(5),
+        "a FIFO must not hang the action"
+    );
+}

@@ -409,3 +409,89 @@ fn logging_debug_and_syslog() {
     assert!(line.starts_with("<171>vip(vip1)["), "{line}");
     assert!(line.contains("ERROR: start failed: ip='banana'"), "{line}");
 }
+
+/// Caller numbers at the edges of arithmetic never crash the binary (they did: exit 101, 134
+/// in release), in stop least of all. The configuration is incomplete so that no action
+/// reaches this host's network.
+#[test]
+fn hostile_caller_timeouts_never_crash() {
+    let values = [
+        "inf",
+        "-inf",
+        "NaN",
+        "1e309",
+        "-1",
+        "0",
+        "1e-320",
+        "18446744073709551616",
+        "99999999999999999999999999999",
+        "-9223372036854775808",
+        "0x10",
+        " ",
+        "ms",
+    ];
+    for agent in ["vip", "vxlan-fdb", "route-table"] {
+        for v in values {
+            for (action, code) in [("stop", 0), ("start", 6), ("monitor", 6)] {
+                let out = ocf(&[])
+                    .env("OCF_RESKEY_CRM_meta_timeout", v)
+                    .env("OCF_RESKEY_CRM_meta_interval", v)
+                    .env("OCF_CHECK_LEVEL", v)
+                    .env("OCF_RA_VERSION_MINOR", v)
+                    .args([agent, action])
+                    .output()
+                    .unwrap();
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                assert_eq!(
+                    out.status.code(),
+                    Some(code),
+                    "{agent} {action} {v}: {stderr}"
+                );
+                assert!(!stderr.contains("panicked"), "{stderr}");
+            }
+        }
+    }
+    // Clusterware's timeouts are seconds, with the same bounds.
+    for v in values {
+        let out = ocf(&[])
+            .env("_CRS_NAME", "r1")
+            .env("CLOUDHA_CONFIG_DIR", "/nonexistent")
+            .env("_CRS_STOP_TIMEOUT", v)
+            .env("_CRS_SCRIPT_TIMEOUT", v)
+            .args(["vip", "stop"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{v}");
+    }
+}
+
+/// A parameter that is not UTF-8 is named, not read as "not set".
+#[test]
+fn non_utf8_parameter_is_refused_with_its_name() {
+    use std::os::unix::ffi::OsStrExt;
+    ocf(&[])
+        .env("OCF_RESKEY_ip", std::ffi::OsStr::from_bytes(b"10.0.0.\xff"))
+        .args(["vip", "start"])
+        .assert()
+        .code(6)
+        .stderr(predicate::str::contains(
+            "ocf-exit-reason:OCF_RESKEY_ip is not valid UTF-8",
+        ));
+}
+
+/// A newline in a value cannot write a second protocol line; a huge value is not echoed.
+#[test]
+fn values_cannot_forge_or_flood_the_reason() {
+    for v in ["x\nocf-exit-reason:forged", &"z".repeat(100_000)] {
+        let out = ocf(&[("ip", v)]).args(["vip", "start"]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(6));
+        let reasons: Vec<_> = stderr
+            .lines()
+            .filter(|l| l.starts_with("ocf-exit-reason:"))
+            .collect();
+        assert_eq!(reasons.len(), 1, "{stderr}");
+        assert!(reasons[0].len() < 400, "{} bytes", reasons[0].len());
+        assert!(stderr.len() < 2000, "{} bytes of stderr", stderr.len());
+    }
+}
