@@ -184,16 +184,22 @@ fn env_path(env: &Env, var: &str, default: &str) -> PathBuf {
 /// sensible cluster timeout, and keeps every instant computed from it representable).
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
+/// The shortest action timeout we honour; shorter ones are raised to it. Below a second not even
+/// one netlink exchange is sure to be answered, and an action cut off between sending a change
+/// and reading its answer could not say what it changed.
+pub const MIN_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// A caller's timeout (`scale` seconds per unit: 0.001 for Pacemaker's milliseconds, 1 for
-/// Clusterware's seconds) as a bounded duration. `None` when it is not a positive finite
-/// number, so the declared timeout applies instead.
+/// Clusterware's seconds) as a duration within [`MIN_TIMEOUT`], [`MAX_TIMEOUT`]. `None` when it
+/// is not a positive finite number, so the declared timeout applies instead.
 pub fn parse_timeout(raw: &str, scale: f64) -> Option<Duration> {
     let n: f64 = raw.trim().parse().ok()?;
     let secs = n * scale;
     if !secs.is_finite() || secs <= 0.0 {
         return None;
     }
-    Some(Duration::try_from_secs_f64(secs).map_or(MAX_TIMEOUT, |d| d.min(MAX_TIMEOUT)))
+    let d = Duration::try_from_secs_f64(secs).unwrap_or(MAX_TIMEOUT);
+    Some(d.clamp(MIN_TIMEOUT, MAX_TIMEOUT))
 }
 
 /// The largest parameter file read; a bigger one is refused (it cannot be an agent's).
