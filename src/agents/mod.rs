@@ -95,6 +95,8 @@ impl AgentDef {
 pub struct Paths {
     pub dmi_dir: PathBuf,
     pub run_dir: PathBuf,
+    /// The corosync.conf that vxlan-fdb peers_from=corosync reads.
+    pub corosync_conf: PathBuf,
 }
 
 /// What an action runs with.
@@ -177,6 +179,7 @@ pub fn with_test_ctx<T>(host: &dyn Host, probe: bool, f: impl FnOnce(&Ctx) -> T)
     let paths = Paths {
         dmi_dir: "/nonexistent".into(),
         run_dir: "/nonexistent".into(),
+        corosync_conf: "/nonexistent".into(),
     };
     let cx = Ctx {
         host,

@@ -784,6 +784,7 @@ mod tests {
         let paths = Paths {
             dmi_dir: "/nonexistent".into(),
             run_dir: run.into(),
+            corosync_conf: "/nonexistent".into(),
         };
         let cx = Ctx {
             host,

@@ -204,24 +204,37 @@ pub struct Vip {
     arp_interval: Duration,
 }
 
-/// Refuse interface names the kernel would refuse, with a reason a person can act on.
+/// Refuse interface names the kernel would refuse or rewrite, with a reason a person can act
+/// on. Follows the kernel's `dev_valid_name` (non-empty, shorter than IFNAMSIZ bytes, not "."
+/// or "..", no '/', ':' or whitespace), plus '%': RTM_NEWLINK treats it as a template
+/// (`vx%d` becomes `vx0`), so the device would be created under a name nobody tracks. Every
+/// interface-name parameter of every agent goes through here.
 pub fn check_ifname(param: &str, name: &str) -> Result<()> {
     let bad = |why: &str| {
         Err(Error::config(format!(
-            "{param}='{name}' is not a valid interface name: {why}"
+            "{param}={} is not a valid interface name: {why}",
+            crate::error::shown(name)
         )))
     };
+    if name.is_empty() {
+        return bad("empty");
+    }
     if name.len() > MAX_IFNAME {
-        return bad(&format!("longer than {MAX_IFNAME} characters"));
+        return bad(&format!("longer than {MAX_IFNAME} bytes"));
     }
     if name == "." || name == ".." {
         return bad("reserved name");
     }
     if let Some(c) = name
         .chars()
-        .find(|c| *c == '/' || *c == ':' || c.is_whitespace() || c.is_control())
+        .find(|c| matches!(c, '/' | ':' | '%') || c.is_whitespace() || c.is_control())
     {
-        return bad(&format!("contains {c:?}"));
+        let why = if c == '%' {
+            "contains '%', which the kernel treats as a name template".to_string()
+        } else {
+            format!("contains {c:?}")
+        };
+        return bad(&why);
     }
     Ok(())
 }
@@ -800,6 +813,7 @@ mod tests {
             let paths = Paths {
                 dmi_dir: "/nonexistent".into(),
                 run_dir: self.run.path().into(),
+                corosync_conf: "/nonexistent".into(),
             };
             f(&Ctx {
                 host: &self.host,

@@ -6,11 +6,11 @@
 
 use std::collections::HashSet;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::vip::check_ifname;
 use super::{ActionDecl, Agent, AgentDef, Ctx, Health, standard_actions};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, shown};
 use crate::host::{FLOOD_MAC, Host, Link, LinkChange, LinkDetails, VxlanConf, contains};
 use crate::params::{Param, Type, Values};
 
@@ -62,8 +62,8 @@ static PARAMS: &[Param] = &[
         "peers_from",
         "Where the peer list comes from",
         "static: the peers parameter. corosync: the ring0_addr of every node of the cluster's \
-         own corosync nodelist (/etc/corosync/corosync.conf, or the file named by \
-         CLOUDHA_COROSYNC_CONF), plus the peers parameter if set.",
+         own corosync nodelist (/etc/corosync/corosync.conf), plus the peers parameter if \
+         set.",
     )
     .ty(Type::Select(&["static", "corosync"]))
     .default("static")
@@ -93,7 +93,8 @@ static PARAMS: &[Param] = &[
         "mtu",
         "MTU of the VXLAN device",
         "Default: the underlay interface's MTU minus the VXLAN overhead (50 bytes over IPv4, 70 \
-         over IPv6), so that full-size overlay packets are never black-holed.",
+         over IPv6), so that full-size overlay packets are never black-holed. A larger value \
+         than the underlay carries is refused at start.",
     )
     .ty(Type::Integer {
         min: 68,
@@ -169,7 +170,8 @@ pub struct VxlanFdb {
     dev: Option<String>,
     local: Option<IpAddr>,
     peers: Vec<Peer>,
-    corosync: Option<PathBuf>,
+    /// peers_from=corosync: the nodelist of the file in `Paths::corosync_conf` is added.
+    corosync: bool,
     ifname: String,
     address: Vec<OverlayAddr>,
     bridge: Option<String>,
@@ -187,7 +189,10 @@ struct Plan {
     peers: Vec<IpAddr>,
     /// Entries of the list that are this node.
     dropped: Vec<IpAddr>,
+    /// The MTU the device gets: the mtu parameter, else `room`.
     mtu: u32,
+    /// The largest MTU the underlay carries after the VXLAN overhead.
+    room: u32,
     address: Option<(IpAddr, u8)>,
 }
 
@@ -219,7 +224,8 @@ fn check_name(param: &str, name: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::config(format!(
-            "{param}: '{name}' is neither an IP address nor a valid host name"
+            "{param}: {} is neither an IP address nor a valid host name",
+            shown(name)
         )))
     }
 }
@@ -235,7 +241,8 @@ fn parse_peer(param: &str, word: &str) -> Result<Peer> {
         Ok(ip) => Ok(Peer::Addr(check_unicast(param, ip)?)),
         Err(_) if word.contains(':') || word.chars().all(|c| c.is_ascii_digit() || c == '.') => {
             Err(Error::config(format!(
-                "{param}: '{word}' is not a valid IPv4 or IPv6 address"
+                "{param}: {} is not a valid IPv4 or IPv6 address",
+                shown(word)
             )))
         }
         Err(_) => {
@@ -248,12 +255,17 @@ fn parse_peer(param: &str, word: &str) -> Result<Peer> {
 fn parse_cidr(raw: &str) -> Result<(IpAddr, u8)> {
     let Some((ip, prefix)) = raw.split_once('/') else {
         return Err(Error::config(format!(
-            "address='{raw}' needs a prefix length, e.g. 10.99.0.1/24"
+            "address={} needs a prefix length, e.g. 10.99.0.1/24",
+            shown(raw)
         )));
     };
-    let ip: IpAddr = ip
-        .parse()
-        .map_err(|_| Error::config(format!("address='{raw}': '{ip}' is not an IP address")))?;
+    let ip: IpAddr = ip.parse().map_err(|_| {
+        Error::config(format!(
+            "address={}: {} is not an IP address",
+            shown(raw),
+            shown(ip)
+        ))
+    })?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
     let prefix: u8 = prefix
         .parse()
@@ -261,7 +273,8 @@ fn parse_cidr(raw: &str) -> Result<(IpAddr, u8)> {
         .filter(|p| (1..=max).contains(p))
         .ok_or_else(|| {
             Error::config(format!(
-                "address='{raw}': the prefix length must be between 1 and {max}"
+                "address={}: the prefix length must be between 1 and {max}",
+                shown(raw)
             ))
         })?;
     check_unicast("address", ip)?;
@@ -333,30 +346,48 @@ pub fn corosync_ring0(text: &str) -> Vec<String> {
     out
 }
 
+/// The longest corosync.conf read: real ones are a few kB.
+const COROSYNC_MAX: u64 = 1 << 20;
+
+/// Read corosync.conf without blocking on something that is not a file (a FIFO would hang the
+/// action past its deadline) and without reading more than [`COROSYNC_MAX`].
+fn read_corosync(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut text = String::new();
+    file.take(COROSYNC_MAX).read_to_string(&mut text)?;
+    Ok(text)
+}
+
 fn corosync_peers(path: &Path) -> Result<Vec<Peer>> {
-    let text = match std::fs::read_to_string(path) {
+    let shown_path = shown(&path.display().to_string());
+    let text = match read_corosync(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::not_installed(format!(
-                "peers_from=corosync: {} does not exist on this node",
-                path.display()
+                "peers_from=corosync: {shown_path} does not exist on this node"
             )));
         }
         Err(e) => {
             return Err(Error::host_args(format!(
-                "peers_from=corosync: cannot read {}: {e}",
-                path.display()
+                "peers_from=corosync: cannot read {shown_path}: {e}"
             )));
         }
     };
     let addrs = corosync_ring0(&text);
     if addrs.is_empty() {
         return Err(Error::host_args(format!(
-            "peers_from=corosync: {} has no nodelist with ring0_addr entries",
-            path.display()
+            "peers_from=corosync: {shown_path} has no nodelist with ring0_addr entries"
         )));
     }
-    let what = format!("ring0_addr in {}", path.display());
+    let what = format!("ring0_addr in {shown_path}");
     addrs.iter().map(|a| parse_peer(&what, a)).collect()
 }
 
@@ -466,7 +497,11 @@ impl VxlanFdb {
     }
 
     fn from_values(v: &Values) -> Result<VxlanFdb> {
-        let vni = v.int("vni").unwrap_or_default() as u32;
+        // Range-checked by the declarations; try_from keeps a wrong declaration from wrapping.
+        let vni = v
+            .int("vni")
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0);
         let ifname = v
             .str("ifname")
             .map(str::to_string)
@@ -481,7 +516,8 @@ impl VxlanFdb {
             check_ifname("bridge", b)?;
             if *b == ifname {
                 return Err(Error::config(format!(
-                    "bridge={b} is the VXLAN device's own name; choose another bridge name"
+                    "bridge={} is the VXLAN device's own name; choose another bridge name",
+                    shown(b)
                 )));
             }
         }
@@ -489,7 +525,10 @@ impl VxlanFdb {
             Some(raw) => Some(check_unicast(
                 "local",
                 raw.parse().map_err(|_| {
-                    Error::config(format!("local='{raw}' is not an IPv4 or IPv6 address"))
+                    Error::config(format!(
+                        "local={} is not an IPv4 or IPv6 address",
+                        shown(raw)
+                    ))
                 })?,
             )?),
             None => None,
@@ -497,15 +536,8 @@ impl VxlanFdb {
         let peers: Vec<Peer> = words(v.str("peers").unwrap_or_default())
             .map(|w| parse_peer("peers", w))
             .collect::<Result<_>>()?;
-        let corosync = (v.str("peers_from") == Some("corosync")).then(|| {
-            PathBuf::from(
-                std::env::var("CLOUDHA_COROSYNC_CONF")
-                    .ok()
-                    .filter(|p| !p.is_empty())
-                    .unwrap_or_else(|| "/etc/corosync/corosync.conf".into()),
-            )
-        });
-        if corosync.is_none() && peers.is_empty() {
+        let corosync = v.str("peers_from") == Some("corosync");
+        if !corosync && peers.is_empty() {
             return Err(Error::config(
                 "peers is empty: list the underlay address of every node (the same list on \
                  every node), or set peers_from=corosync",
@@ -527,7 +559,10 @@ impl VxlanFdb {
         let address = parse_addresses(v.str("address").unwrap_or_default())?;
         Ok(VxlanFdb {
             vni,
-            port: v.int("dstport").unwrap_or(4789) as u16,
+            port: v
+                .int("dstport")
+                .and_then(|n| u16::try_from(n).ok())
+                .unwrap_or(4789),
             dev,
             local,
             peers,
@@ -535,7 +570,7 @@ impl VxlanFdb {
             ifname,
             address,
             bridge,
-            mtu: v.int("mtu").map(|m| m as u32),
+            mtu: v.int("mtu").and_then(|m| u32::try_from(m).ok()),
             learning: v.bool("learning").unwrap_or(true),
             replace: v.bool("replace_incompatible").unwrap_or(false),
         })
@@ -554,28 +589,45 @@ impl VxlanFdb {
             .unwrap_or(true)
     }
 
-    /// Work out device, source, destinations, MTU and address on this host.
-    fn plan(&self, host: &dyn Host) -> Result<Plan> {
+    /// Work out device, source, destinations, MTU and address on this host. Host names are
+    /// resolved together, within the action's deadline.
+    fn plan(&self, cx: &Ctx) -> Result<Plan> {
+        let host = cx.host;
         let mut words = self.peers.clone();
-        if let Some(path) = &self.corosync {
-            let mut c = corosync_peers(path)?;
+        if self.corosync {
+            let mut c = corosync_peers(&cx.paths.corosync_conf)?;
             c.append(&mut words);
             words = c;
         }
         let v4 = self.family_v4(&words);
+        let names: Vec<String> = words
+            .iter()
+            .filter_map(|w| match w {
+                Peer::Name(n) => Some(n.clone()),
+                Peer::Addr(_) => None,
+            })
+            .collect();
+        let mut resolved = names
+            .clone()
+            .into_iter()
+            .zip(host.resolve(&names, cx.deadline))
+            .collect::<std::collections::HashMap<_, _>>();
         let mut peers = Vec::new();
         for w in &words {
             let ip = match w {
                 Peer::Addr(ip) => *ip,
                 Peer::Name(n) => {
-                    let all = host.resolve(n)?;
+                    let all = resolved.remove(n).unwrap_or_else(|| {
+                        Err(Error::transient(format!("{} was not resolved", shown(n))))
+                    })?;
                     all.iter()
                         .copied()
                         .find(|ip| ip.is_ipv4() == v4)
                         .ok_or_else(|| {
                             Error::host_args(format!(
-                                "peer '{n}' has no IPv{} address on this node's resolver \
+                                "peer {} has no IPv{} address on this node's resolver \
                                  (found: {})",
+                                shown(n),
                                 if v4 { 4 } else { 6 },
                                 list(&all)
                             ))
@@ -657,17 +709,7 @@ impl VxlanFdb {
         };
         let room = dev.mtu.saturating_sub(overhead(local));
         let mtu = match self.mtu {
-            Some(m) => {
-                if m > room {
-                    tracing::warn!(
-                        "mtu={m} exceeds what {} (mtu {}) carries after the VXLAN overhead \
-                         ({room}): large overlay packets will be dropped",
-                        dev.name,
-                        dev.mtu
-                    );
-                }
-                m
-            }
+            Some(m) => m,
             None if room < 68 => {
                 return Err(Error::host_args(format!(
                     "{} has mtu {}: too small to carry VXLAN (overhead {})",
@@ -685,6 +727,7 @@ impl VxlanFdb {
             peers,
             dropped,
             mtu,
+            room,
             address,
         })
     }
@@ -945,7 +988,20 @@ impl VxlanFdb {
 
 impl Agent for VxlanFdb {
     fn start(&self, cx: &Ctx) -> Result<()> {
-        let plan = self.plan(cx.host)?;
+        let plan = self.plan(cx)?;
+        // The kernel caps a VXLAN device's MTU to what the underlay carries: the first start
+        // would quietly get a smaller MTU and every later one find an "incompatible" device.
+        if plan.mtu > plan.room {
+            return Err(Error::host_args(format!(
+                "mtu={} is more than {} (mtu {}) carries after the VXLAN overhead of {} bytes: \
+                 at most {} fits; lower mtu or raise the underlay's",
+                plan.mtu,
+                plan.dev.name,
+                plan.dev.mtu,
+                overhead(plan.local),
+                plan.room
+            )));
+        }
         let mut created = Created::default();
         let result = self.start_inner(cx.host, &plan, &mut created);
         if let Err(e) = &result {
@@ -1023,7 +1079,7 @@ impl Agent for VxlanFdb {
         if !link.admin_up {
             return Err(Error::failed(format!("{} is down", self.ifname)));
         }
-        let plan = self.plan(host)?;
+        let plan = self.plan(cx)?;
         if cx.probe {
             // A probe tells the truth and changes nothing.
             let d = drift(host, link.index, &plan.peers)?;
@@ -1101,7 +1157,7 @@ impl Agent for VxlanFdb {
     }
 
     fn preflight(&self, cx: &Ctx) -> Result<Vec<String>> {
-        let plan = self.plan(cx.host)?;
+        let plan = self.plan(cx)?;
         let mut lines = vec![
             format!(
                 "underlay: {} (mtu {}), local {}",
@@ -1148,7 +1204,7 @@ impl Agent for VxlanFdb {
             );
             return Ok(());
         };
-        let plan = self.plan(host)?;
+        let plan = self.plan(cx)?;
         let d = reconcile(host, link.index, &plan.peers)?;
         tracing::info!(
             "{}: {} flood entries now; added {}; removed {}",
@@ -1482,6 +1538,33 @@ mod tests {
     }
 
     #[test]
+    fn an_mtu_the_underlay_cannot_carry_is_refused_and_nothing_is_made() {
+        let host = node1(); // eth0 mtu 1500: 1450 fits over IPv4
+        let a = mesh(&[("mtu", "1451"), ("bridge", "br-ov")]);
+        let e = with(&host, false, |cx| a.start(cx)).unwrap_err();
+        assert_eq!(e.kind, Kind::HostArgs);
+        assert!(e.message.contains("at most 1450 fits"), "{}", e.message);
+        assert!(host.link_by_name("vxlan10").unwrap().is_none());
+        assert!(host.link_by_name("br-ov").unwrap().is_none());
+        let ok = mesh(&[("mtu", "1450")]);
+        with(&host, false, |cx| ok.start(cx).unwrap());
+        with(&host, false, |cx| ok.start(cx).unwrap());
+    }
+
+    #[test]
+    fn names_the_kernel_would_rewrite_are_refused() {
+        for (k, v) in [("ifname", "vx%d"), ("bridge", "br%d"), ("dev", "eth%d")] {
+            let Err(e) = agent(&[("vni", "10"), ("peers", "192.168.77.2"), (k, v)]) else {
+                panic!("{k}={v} was accepted");
+            };
+            assert_eq!(e.kind, Kind::Config, "{k}");
+            assert!(e.message.contains("template"), "{k}: {}", e.message);
+        }
+        // And the host refuses to create one whatever the caller checked.
+        assert_eq!(node1().add_bridge("x%d").unwrap_err().kind, Kind::Config);
+    }
+
+    #[test]
     fn bridge_is_created_and_removed_only_when_unused() {
         let host = node1();
         let a = mesh(&[("bridge", "br-ov"), ("address", "10.99.0.1/24")]);
@@ -1551,16 +1634,36 @@ mod tests {
             ("peers", "192.168.77.5"),
         ])
         .unwrap();
-        a.corosync = Some(path.clone());
-        with(&host, false, |cx| a.start(cx).unwrap());
+        a.corosync = true;
+        let with_conf = |conf: &Path, f: &dyn Fn(&Ctx)| {
+            crate::agents::with_test_ctx(&host, false, |cx| {
+                let paths = crate::agents::Paths {
+                    corosync_conf: conf.to_path_buf(),
+                    ..cx.paths.clone()
+                };
+                f(&Ctx {
+                    paths: &paths,
+                    host: cx.host,
+                    check_level: cx.check_level,
+                    probe: cx.probe,
+                    deadline: cx.deadline,
+                    cloud: None,
+                    routes: None,
+                })
+            })
+        };
+        with_conf(&path, &|cx| a.start(cx).unwrap());
         let index = vxlan(&host, "vxlan10").0.index;
         assert_eq!(host.flood(index), ips(&["192.168.77.2", "192.168.77.5"]));
-        a.corosync = Some(dir.path().join("missing.conf"));
-        let e = with(&host, false, |cx| a.monitor(cx)).unwrap_err();
-        assert_eq!(e.kind, Kind::NotInstalled);
+        with_conf(&dir.path().join("missing.conf"), &|cx| {
+            assert_eq!(a.monitor(cx).unwrap_err().kind, Kind::NotInstalled)
+        });
         std::fs::write(&path, "totem {\n}\n").unwrap();
-        a.corosync = Some(path);
-        let e = with(&host, false, |cx| a.monitor(cx)).unwrap_err();
+        let e = std::cell::RefCell::new(None);
+        with_conf(&path, &|cx| {
+            *e.borrow_mut() = Some(a.monitor(cx).unwrap_err())
+        });
+        let e = e.into_inner().unwrap();
         assert!(e.message.contains("no nodelist"), "{}", e.message);
     }
 

@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Addr, FdbEntry, Host, Link, LinkChange, LinkDetails, RouteHop, VxlanConf, contains};
 use crate::error::{Error, Result};
@@ -71,6 +71,7 @@ impl FakeHost {
     }
 
     fn new_link(&self, name: &str, details: LinkDetails, mtu: u32) -> Result<u32> {
+        super::creatable(name)?;
         self.writable()?;
         if self.links.borrow().iter().any(|l| l.name == name) {
             return Err(Error::failed(format!("{name}: File exists")));
@@ -197,7 +198,7 @@ impl Host for FakeHost {
             link.mtu = mtu;
         }
         if let Some(m) = change.master {
-            d.master = Some(m);
+            d.master = (m != 0).then_some(m);
         }
         if let Some(a) = &change.alias {
             d.alias = Some(a.clone());
@@ -261,11 +262,18 @@ impl Host for FakeHost {
         }
         Ok(())
     }
-    fn resolve(&self, name: &str) -> Result<Vec<IpAddr>> {
-        self.names
-            .borrow()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| Error::transient(format!("cannot resolve the name '{name}'")))
+    fn resolve(&self, names: &[String], _by: Instant) -> Vec<Result<Vec<IpAddr>>> {
+        let known = self.names.borrow();
+        names
+            .iter()
+            .map(|n| {
+                known.get(n).cloned().ok_or_else(|| {
+                    Error::transient(format!(
+                        "cannot resolve the peer {}: unknown name",
+                        crate::error::shown(n)
+                    ))
+                })
+            })
+            .collect()
     }
 }

@@ -3,7 +3,7 @@
 //! in-memory stand-in for unit tests.
 
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::Result;
 
@@ -132,7 +132,7 @@ pub struct VxlanConf {
 pub struct LinkChange {
     pub up: Option<bool>,
     pub mtu: Option<u32>,
-    /// Make the link a port of this bridge.
+    /// Make the link a port of this bridge; `Some(0)` releases it from its bridge.
     pub master: Option<u32>,
     pub alias: Option<String>,
     /// VXLAN learning (the link must be a vxlan device).
@@ -149,6 +149,27 @@ pub struct FdbEntry {
 
 /// The all-zero MAC: a VXLAN flood (head-end replication) entry.
 pub const FLOOD_MAC: [u8; 6] = [0; 6];
+
+/// A name a new link may be created under: one the kernel keeps as given. Agents check their
+/// parameters first (with a reason for the admin); this is the last guard before RTM_NEWLINK,
+/// where a '%' would make the kernel pick the name (`vx%d` -> `vx0`) and the device untracked.
+pub fn creatable(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_IFNAME
+        && name != "."
+        && name != ".."
+        && !name
+            .chars()
+            .any(|c| matches!(c, '/' | ':' | '%') || c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(crate::error::Error::config(format!(
+            "refusing to create an interface named {}: the kernel would refuse or rename it",
+            crate::error::shown(name)
+        )))
+    }
+}
 
 fn unsupported<T>(what: &str) -> Result<T> {
     Err(crate::error::Error::unimplemented(format!(
@@ -209,16 +230,10 @@ pub trait Host {
         let _ = (index, mac, dsts);
         unsupported("removing forwarding entries")
     }
-    /// Resolve a host name to addresses (the system resolver: /etc/hosts, DNS).
-    fn resolve(&self, name: &str) -> Result<Vec<IpAddr>> {
-        use std::net::ToSocketAddrs;
-        match (name, 0u16).to_socket_addrs() {
-            Ok(addrs) => Ok(addrs.map(|a| a.ip()).collect()),
-            Err(e) => Err(crate::error::Error::transient(format!(
-                "cannot resolve the name '{name}': {e}"
-            ))),
-        }
-    }
+    /// Resolve host names to addresses (the system resolver: /etc/hosts, DNS), all at once,
+    /// giving up at `by`: one result per name, in order. A name without an answer by then is a
+    /// Transient error naming it; the caller's deadline is never exceeded.
+    fn resolve(&self, names: &[String], by: Instant) -> Vec<Result<Vec<IpAddr>>>;
 
     fn link_by_name(&self, name: &str) -> Result<Option<Link>> {
         Ok(self.links()?.into_iter().find(|l| l.name == name))

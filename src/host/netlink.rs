@@ -384,6 +384,7 @@ impl Host for NetlinkHost {
     }
 
     fn add_vxlan(&self, name: &str, conf: &VxlanConf, mtu: u32) -> Result<u32> {
+        super::creatable(name)?;
         let mut b = rtnetlink::LinkVxlan::new(name, conf.vni)
             .port(conf.port)
             .learning(conf.learning)
@@ -407,6 +408,7 @@ impl Host for NetlinkHost {
     }
 
     fn add_bridge(&self, name: &str) -> Result<u32> {
+        super::creatable(name)?;
         let req = self
             .handle
             .link()
@@ -515,4 +517,71 @@ impl Host for NetlinkHost {
     fn fdb_del(&self, index: u32, mac: [u8; 6], dsts: &[IpAddr]) -> Result<()> {
         self.fdb_batch("removing the forwarding entry to", index, mac, dsts, true)
     }
+
+    fn resolve(&self, names: &[String], by: Instant) -> Vec<Result<Vec<IpAddr>>> {
+        resolve_by(names, by.min(self.deadline))
+    }
+}
+
+/// Resolve names through the system resolver (getaddrinfo: /etc/hosts, DNS), all in parallel,
+/// giving up at `by`. getaddrinfo blocks for resolv.conf's timeouts (5 s x attempts by default)
+/// and cannot be cancelled, so each lookup runs on its own thread and a lookup still running at
+/// `by` is abandoned: the thread is detached and ends with the process.
+pub fn resolve_by(names: &[String], by: Instant) -> Vec<Result<Vec<IpAddr>>> {
+    use std::net::ToSocketAddrs;
+    use std::sync::mpsc;
+    let started = Instant::now();
+    let fail = |name: &str, why: String| {
+        Err(Error::transient(format!(
+            "cannot resolve the peer {}: {why}",
+            crate::error::shown(name)
+        )))
+    };
+    let mut out: Vec<Option<Result<Vec<IpAddr>>>> = vec![None; names.len()];
+    let (tx, rx) = mpsc::channel();
+    for (i, name) in names.iter().enumerate() {
+        let tx = tx.clone();
+        let n = name.clone();
+        let spawned = std::thread::Builder::new()
+            .name("resolve".into())
+            .spawn(move || {
+                let r = (n.as_str(), 0u16)
+                    .to_socket_addrs()
+                    .map(|a| a.map(|s| s.ip()).collect::<Vec<_>>());
+                // The receiver is gone when the deadline has passed: nobody waits any more.
+                let _ = tx.send((i, r));
+            });
+        if let Err(e) = spawned {
+            out[i] = Some(fail(name, format!("cannot start a resolver thread: {e}")));
+        }
+    }
+    drop(tx);
+    while out.iter().any(Option::is_none) {
+        let left = by.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((i, r)) => {
+                if let (Some(slot), Some(name)) = (out.get_mut(i), names.get(i)) {
+                    *slot = Some(r.or_else(|e| fail(name, e.to_string())));
+                }
+            }
+            // The deadline passed (or every thread is gone): the rest are unanswered.
+            Err(_) => break,
+        }
+    }
+    let waited = started.elapsed().as_secs_f64();
+    names
+        .iter()
+        .zip(out)
+        .map(|(name, r)| {
+            r.unwrap_or_else(|| {
+                fail(
+                    name,
+                    format!(
+                        "the resolver gave no answer within {waited:.1} s (the action's \
+                         deadline); check resolv.conf and the name servers"
+                    ),
+                )
+            })
+        })
+        .collect()
 }

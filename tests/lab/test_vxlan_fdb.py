@@ -271,12 +271,48 @@ def test_corosync_nodelist_and_ipv6_underlay(mesh, tmp_path):
     )
     conf.write_text(f"totem {{\n    version: 2\n}}\nnodelist {{\n{nodes}}}\n")
     params = dict(vni=20, peers_from="corosync", address=addresses(UNDERLAY6))
-    env = {"CLOUDHA_COROSYNC_CONF": str(conf)}
+    env = {"COROSYNC_MAIN_CONFIG_FILE": str(conf)}
     for node in ("n1", "n2", "n3"):
         mesh.must(node, "start", extra_env=env, **params)
         assert mesh.link(node, "vxlan20")["mtu"] == 1430, "1500 - 70 over IPv6"
         assert UNDERLAY6[node] not in mesh.flood(node, "vxlan20")
         assert len(mesh.flood(node, "vxlan20")) == 2
     assert mesh.ping("n3", OVERLAY["n1"])
-    p = mesh.run("n1", "start", extra_env={"CLOUDHA_COROSYNC_CONF": str(tmp_path / "none")}, **params)
+    p = mesh.run("n1", "start", extra_env={"COROSYNC_MAIN_CONFIG_FILE": str(tmp_path / "none")}, **params)
     assert p.returncode == 5 and "does not exist" in p.stderr
+
+
+def test_a_resolver_that_never_answers_stays_inside_the_deadline():
+    """A peer given by name, and a name server that never answers (resolv.conf in the node's
+    namespace points at an address nobody holds): start ends within its 3 s timeout with 1
+    and one reason naming the peer; the recurring monitor and stop are not held up."""
+    from netns import Lab, cloudha_bin
+    import os
+    import shutil
+    with Lab() as lab:
+        node = lab.node("a", "10.78.0.1/24")
+        etc = f"/etc/netns/{node.ns}"
+        os.makedirs(etc, exist_ok=True)
+        try:
+            with open(f"{etc}/resolv.conf", "w") as f:
+                f.write("nameserver 10.78.0.99\noptions timeout:5 attempts:3\n")
+            env = {"PATH": os.environ["PATH"], "OCF_RESKEY_vni": "77",
+                   "OCF_RESKEY_peers": "10.78.0.2 hangs.peer.example",
+                   "OCF_RESKEY_CRM_meta_timeout": "3000", "OCF_RESOURCE_INSTANCE": "mesh"}
+            t0 = time.monotonic()
+            p = node.exec(cloudha_bin(), "vxlan-fdb", "start", check=False, env=env)
+            took = time.monotonic() - t0
+            reasons = [l for l in p.stderr.splitlines() if l.startswith("ocf-exit-reason:")]
+            assert p.returncode == 1, p.stderr
+            assert took < 3.5, f"start took {took:.1f}s with a 3 s timeout"
+            assert len(reasons) == 1 and "hangs.peer.example" in reasons[0], p.stderr
+            assert not [l for l in node.ipj("link", "show") if l["ifname"] == "vxlan77"]
+            for action, extra, code in [("monitor", {"OCF_RESKEY_CRM_meta_interval": "10000"}, 7),
+                                        ("stop", {}, 0)]:
+                t0 = time.monotonic()
+                p = node.exec(cloudha_bin(), "vxlan-fdb", action, check=False,
+                              env={**env, **extra})
+                assert p.returncode == code, (action, p.stderr)
+                assert time.monotonic() - t0 < 3.5, action
+        finally:
+            shutil.rmtree(etc, ignore_errors=True)
