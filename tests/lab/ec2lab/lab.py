@@ -612,6 +612,11 @@ class Ec2Lab:
         """Returns once the data plane mirrors the current state (lag aside)."""
         self._control("POST", "dataplane/sync", {})
 
+    def set_api_staleness(self, seconds: float) -> None:
+        """Agents' EC2 writes are acknowledged at once and applied `seconds` later: reads in
+        between return the old state (EC2's eventual consistency)."""
+        self._control("POST", "stale", {"seconds": seconds})
+
     def set_dataplane_lag(self, seconds: float) -> None:
         """Routes follow the API `seconds` late (EC2's remapping is asynchronous)."""
         self._control("POST", "dataplane", {"lag": seconds})

@@ -702,10 +702,23 @@ class Cloud:
         self.servers: dict[str, tuple[NsHTTPServer, Relay]] = {}
         self.dataplane = DataPlane(self)
         self.imds_lag = 0.0
+        # Eventual consistency of the API: agents' writes are acknowledged at once and take
+        # effect `stale` seconds later, so reads in between see the old state (EC2 documents
+        # this for its API; clients must retry reads).
+        self.stale = 0.0
         self.pids: dict[str, int] = {}
         threading.Thread(target=self.watch_machines, daemon=True).start()
 
-    def call_moto(self, environ, req: Request):
+    def call_moto(self, environ, req: Request, now: bool = False):
+        if (self.stale and not now and req.service == "ec2" and req.key != LAB_KEY
+                and not req.dry_run and not req.action.startswith(("Describe", "Get"))):
+            later = dict(environ, **{"wsgi.input": io.BytesIO(req.body)})
+            threading.Timer(self.stale, self.call_moto, (later, req, True)).start()
+            rid = str(uuid.uuid4())
+            return 200, xml_headers(), (
+                f'<?xml version="1.0" encoding="UTF-8"?>\n<{req.action}Response '
+                f'xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>{rid}'
+                f"</requestId><return>true</return></{req.action}Response>").encode()
         out = {}
 
         def start_response(status, headers, exc_info=None):
@@ -841,6 +854,9 @@ class Control:
                 return list(node.requests)
         if path == "imds/lag":
             c.imds_lag = float(body["seconds"])
+            return {"ok": True}
+        if path == "stale":
+            c.stale = float(body["seconds"])
             return {"ok": True}
         if path.startswith("dataplane"):
             return c.dataplane.control(path, body)

@@ -1,0 +1,152 @@
+"""The reliability matrix on the OCI lab (issue 11): vip cloud=oci (instance principals) under
+faults x (start, stop, probe, recurring monitor, validate-all), killed at every API call of
+start and stop (then what Pacemaker runs next), two nodes racing and six VIPs moving at once.
+The cells are those of test_matrix_aws.py (tests/lab/matrix.py runs them); the OCI faults add
+clock skew and revoked session tokens; the stand-in does not model read-after-write staleness
+(OCI documents none for private IPs), so that cell is EC2's only.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import cloudvip  # noqa: E402
+import matrix  # noqa: E402
+import netns  # noqa: E402
+from matrix import DEADLINE_MS, IMDS_IP  # noqa: E402
+from ocilab import OciLab  # noqa: E402
+
+VIP = "10.0.1.100"
+REC = matrix.Recorder("oci")
+
+
+@pytest.fixture(scope="module")
+def lab():
+    with OciLab(nodes=2, name="matrixoci") as lab:
+        yield lab
+
+
+class OciVip:
+    name = "vip"
+
+    def id_of(self, node) -> str:
+        return node.vnic_id
+
+    def params(self, lab) -> dict:
+        return {"ip": VIP, "cloud": "oci", "nic": "eth0", "endpoint_url": lab.endpoint,
+                "auth_endpoint_url": lab.federation_endpoint, "cloud_check_interval": "0"}
+
+    def argv(self) -> list[str]:
+        return [netns.cloudha_bin(), "vip"]
+
+    def env(self, lab, node, extra=None) -> dict:
+        return cloudvip.agent_env(lab, node, self.params(lab),
+                                  {"OCF_RESKEY_CRM_meta_timeout": str(DEADLINE_MS),
+                                   "OCF_RESOURCE_INSTANCE": "vip", **(extra or {})})
+
+    def call(self, lab, node, action, extra=None) -> matrix.Call:
+        return matrix.run(node, self.argv() + [action], self.env(lab, node, extra),
+                          DEADLINE_MS / 1000)
+
+    def owners(self, lab) -> set:
+        return set(lab.owners(VIP))
+
+    def configured_on(self, lab) -> list:
+        return [n for n in lab.nodes if cloudvip.has_addr(n, VIP)]
+
+    def clear_faults(self, lab):
+        lab.faults.clear()
+        lab.iam.allow_all()
+        lab.set_skew(0)
+        for n in lab.nodes:
+            n.exec(["ip", "addr", "add", f"{IMDS_IP}/32", "dev", "lo"])
+
+    def reset(self, lab):
+        lab.faults.clear()
+        lab.iam.allow_all()
+        lab.set_skew(0)
+        for n in lab.nodes:
+            n.exec(["ip", "addr", "add", f"{IMDS_IP}/32", "dev", "lo"])
+        if lab.owners(VIP):
+            lab.unassign(VIP)
+        for n in lab.nodes:
+            n.exec(["ip", "addr", "del", f"{VIP}/24", "dev", "eth0"])
+            # No cached session: every start federates, so federation is a kill point too.
+            for f in cloudvip.run_dir(lab, n).rglob("*"):
+                if f.is_file():
+                    f.unlink()
+        lab.sync()
+
+    def one_owner(self, lab, node) -> list[str]:
+        problems = []
+        if self.owners(lab) != {node.vnic_id}:
+            problems.append(f"OCI has it on {sorted(self.owners(lab))}, not {node.vnic_id}")
+        if self.configured_on(lab) != [node]:
+            problems.append(f"configured on {[n.name for n in self.configured_on(lab)]}")
+        return problems
+
+
+AGENTS = [OciVip()]
+
+FAULTS = {
+    "none": lambda lab, node: None,
+    "throttle burst (2)": lambda lab, node: lab.faults.set("throttle", count=2),
+    "throttle": lambda lab, node: lab.faults.set("throttle"),
+    "5xx": lambda lab, node: lab.faults.set("http500"),
+    "reset": lambda lab, node: lab.faults.set("reset"),
+    "slower than the deadline": lambda lab, node: lab.faults.set("slow", delay=30),
+    "metadata down": lambda lab, node: node.exec(["ip", "addr", "del", f"{IMDS_IP}/32",
+                                                  "dev", "lo"]),
+    "session tokens revoked": lambda lab, node: lab.federation.expire_tokens(),
+    "clock skew (400 s)": lambda lab, node: lab.set_skew(400),
+    "permission denied": lambda lab, node: lab.iam.deny("*"),
+}
+HEALTHY = {"start": {0}, "stop": {0}, "probe": {0}, "probe elsewhere": {7}, "monitor": {0},
+           "validate-all 10": {0}}
+OUTAGE = {"start": {1}, "stop": {0}, "probe": {0, 1}, "probe elsewhere": {7}, "monitor": {0},
+          "validate-all 10": {1}}
+DENIED = {"start": {4}, "stop": {0}, "probe": {0, 1, 4}, "probe elsewhere": {7},
+          "monitor": {190}, "validate-all 10": {4}}
+EXPECT = {
+    "none": HEALTHY,
+    "throttle burst (2)": HEALTHY,
+    "throttle": OUTAGE,
+    "5xx": OUTAGE,
+    "reset": OUTAGE,
+    "slower than the deadline": OUTAGE,
+    "metadata down": {"start": {1, 5}, "stop": {0}, "probe": {0, 1}, "probe elsewhere": {7},
+                      "monitor": {0, 190}, "validate-all 10": {1, 5}},
+    # A 401 on a session token federates again once: nothing to see.
+    "session tokens revoked": HEALTHY,
+    # Every signed request refused (401, "clock is off"): an admin must fix NTP.
+    "clock skew (400 s)": DENIED,
+    "permission denied": DENIED,
+}
+ACTIONS = list(HEALTHY)
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+@pytest.mark.parametrize("fault", list(FAULTS))
+@pytest.mark.parametrize("agent", AGENTS, ids=lambda a: a.name)
+def test_fault_cell(lab, agent, fault, action):
+    matrix.fault_cell(lab, agent, fault, action, FAULTS, EXPECT, REC)
+
+
+@pytest.mark.parametrize("action", ["start", "stop"])
+@pytest.mark.parametrize("agent", AGENTS, ids=lambda a: a.name)
+def test_killed_at_every_call(lab, agent, action):
+    matrix.killed_at_every_call(lab, agent, action, REC)
+
+
+def test_many_vips_move_at_once(lab):
+    matrix.many_vips_move_at_once(lab, AGENTS[0], REC, [f"10.0.1.{110 + i}" for i in range(6)])
+
+
+@pytest.mark.parametrize("agent", AGENTS, ids=lambda a: a.name)
+def test_two_nodes_start_at_the_same_moment(lab, agent):
+    matrix.two_nodes_start_at_the_same_moment(lab, agent, REC)
