@@ -157,6 +157,24 @@ pub enum Health {
     Degraded(String),
 }
 
+/// The one rule for every agent when the cloud check of a monitor fails while the data path
+/// here is healthy: the management plane's trouble never fails over or bans a healthy address.
+/// Passing trouble (throttling, outages, timeouts) keeps it running with a warning and the
+/// next monitor asks again; anything else (credentials, permissions, a resource the cloud no
+/// longer knows) is degraded, with the reason, because the next failover would fail on it.
+pub fn judge_cloud_failure(e: crate::error::Error) -> Health {
+    if e.kind == crate::error::Kind::Transient {
+        tracing::warn!("cloud check skipped, the address stays up: {e}");
+        Health::Running
+    } else {
+        tracing::error!("cloud check failed, the address stays up: {e}");
+        Health::Degraded(format!(
+            "the address is healthy here, but the cloud API refuses what a failover needs: \
+             {e}"
+        ))
+    }
+}
+
 pub trait Agent {
     fn start(&self, cx: &Ctx) -> Result<()>;
     /// Stop; stopping what is not running succeeds.

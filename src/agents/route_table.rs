@@ -13,7 +13,7 @@ use super::{ActionDecl, Agent, AgentDef, Ctx, Health};
 use crate::cloud::aws::Aws;
 use crate::cloud::routes::{Change, Dest, EniInfo, Needs, Routes, Selection, Table};
 use crate::cloud::{self};
-use crate::error::{Error, Kind, Result};
+use crate::error::{Error, Kind, Result, shown};
 use crate::host::{Host, Link};
 use crate::params::{Param, Type, Values};
 
@@ -178,7 +178,11 @@ fn parse_ip(raw: &str) -> Result<(Ipv4Addr, Dest)> {
     let (addr, len) = match raw.split_once('/') {
         Some((a, l)) => {
             let len: u8 = l.parse().ok().filter(|l| *l <= 32).ok_or_else(|| {
-                Error::config(format!("ip='{raw}': '{l}' is not a prefix length 0..32"))
+                Error::config(format!(
+                    "ip={}: {} is not a prefix length 0..32",
+                    shown(raw),
+                    shown(l)
+                ))
             })?;
             (a, len)
         }
@@ -187,9 +191,15 @@ fn parse_ip(raw: &str) -> Result<(Ipv4Addr, Dest)> {
     let ip: Ipv4Addr = addr.parse().map_err(|_| {
         let v6 = addr.parse::<std::net::Ipv6Addr>().is_ok();
         Error::config(if v6 {
-            format!("ip='{raw}': route-table manages IPv4 overlay addresses only")
+            format!(
+                "ip={}: route-table manages IPv4 overlay addresses only",
+                shown(raw)
+            )
         } else {
-            format!("ip='{raw}' is not an IPv4 address (a.b.c.d or a.b.c.d/prefix)")
+            format!(
+                "ip={} is not an IPv4 address (a.b.c.d or a.b.c.d/prefix)",
+                shown(raw)
+            )
         })
     })?;
     let why = match ip {
@@ -207,8 +217,9 @@ fn parse_ip(raw: &str) -> Result<(Ipv4Addr, Dest)> {
     }
     if len < 8 {
         return Err(Error::config(format!(
-            "ip='{raw}': a /{len} would send a large part of the internet to this node; use the \
-             overlay address or a small block"
+            "ip={}: a /{len} would send a large part of the internet to this node; use the \
+             overlay address or a small block",
+            shown(raw)
         )));
     }
     Ok((ip, Dest::of(ip, len)))
@@ -230,8 +241,9 @@ fn parse_tables(raw: &str) -> Result<Selection> {
                 let hex = w.strip_prefix("rtb-").unwrap_or("");
                 if hex.is_empty() || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
                     return Err(Error::config(format!(
-                        "route_tables: '{w}' is not a route table id (rtb-...); give ids \
-                         separated by commas, or auto alone"
+                        "route_tables: {} is not a route table id (rtb-...); give ids \
+                         separated by commas, or auto alone",
+                        shown(w)
                     )));
                 }
                 if !ids.iter().any(|i| i == w) {
@@ -669,11 +681,9 @@ impl Agent for RouteTable {
             Ok(Health::Running)
         });
         match outcome {
-            // A cloud outage never turns a healthy resource into "not running".
-            Err(e) if e.kind == Kind::Transient && local_truth => {
-                tracing::warn!("cloud check skipped, the address stays up: {e}");
-                Ok(Health::Running)
-            }
+            // The cloud API's trouble never turns a healthy resource into "not running" or a
+            // ban (Failed is our own verdict on the tables, not the API's).
+            Err(e) if local_truth && e.kind != Kind::Failed => Ok(super::judge_cloud_failure(e)),
             other => other,
         }
     }
@@ -875,8 +885,16 @@ mod tests {
             a.start(cx).unwrap();
             r.fail(Error::transient("RequestLimitExceeded"), 1);
             assert_eq!(a.monitor(cx).unwrap(), Health::Running);
+            // Denied: degraded with the reason (190), never a ban (4) of a healthy address.
             r.fail(Error::permission("UnauthorizedOperation"), 1);
-            assert_eq!(a.monitor(cx).unwrap_err().kind, Kind::Permission);
+            assert!(
+                matches!(a.monitor(cx).unwrap(), Health::Degraded(why) if why.contains("UnauthorizedOperation"))
+            );
+            assert_eq!(
+                a.monitor(cx).unwrap(),
+                Health::Running,
+                "fixed: asked again"
+            );
             // A failed repair that is transient is logged, not a failure.
             r.tables.borrow_mut().push(Table {
                 id: "rtb-2".into(),
@@ -895,7 +913,10 @@ mod tests {
             r.fail_tables
                 .borrow_mut()
                 .insert("rtb-2".into(), Error::permission("UnauthorizedOperation"));
-            assert_eq!(b.monitor(cx).unwrap_err().kind, Kind::Permission);
+            // A repair the role may not make: degraded, naming the table, not a ban.
+            assert!(
+                matches!(b.monitor(cx).unwrap(), Health::Degraded(why) if why.contains("rtb-2"))
+            );
         });
     }
 

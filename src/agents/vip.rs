@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::{ActionDecl, Agent, AgentDef, Ctx, Health, standard_actions};
 use crate::cloud::{self, Cloud, CloudKind, Owner};
-use crate::error::{Error, Kind, Result};
+use crate::error::{Error, Result, shown};
 use crate::host::{Host, Link, MAX_IFNAME, contains};
 use crate::params::{Param, Type, Values};
 
@@ -243,12 +243,13 @@ pub fn check_ifname(param: &str, name: &str) -> Result<()> {
 fn check_ip(raw: &str) -> Result<IpAddr> {
     if raw.contains('/') {
         return Err(Error::config(format!(
-            "ip='{raw}' must be a bare address; put the prefix length in cidr_netmask"
+            "ip={} must be a bare address; put the prefix length in cidr_netmask",
+            shown(raw)
         )));
     }
     let ip: IpAddr = raw
         .parse()
-        .map_err(|_| Error::config(format!("ip='{raw}' is not an IPv4 or IPv6 address")))?;
+        .map_err(|_| Error::config(format!("ip={} is not an IPv4 or IPv6 address", shown(raw))))?;
     let why = match ip {
         _ if ip.is_unspecified() => Some("the unspecified address"),
         _ if ip.is_multicast() => Some("a multicast address"),
@@ -612,21 +613,11 @@ impl Agent for Vip {
                     cloud.kind().describe(),
                     other.describe()
                 ))),
-                // The OS address is healthy and the cloud could not say otherwise: keep
-                // running and ask again at the next monitor. An API outage or an expired
-                // credential is trouble of the management plane, not of the address; failing
-                // over on it is what users of the script agents complain about.
-                Err(e) if e.kind == Kind::Transient => {
-                    tracing::warn!("cloud check skipped, the address stays up: {e}");
-                    Ok(Health::Running)
-                }
-                Err(e) => {
-                    tracing::error!(
-                        "cloud check failed, the address stays up, fix this before the next \
-                         failover: {e}"
-                    );
-                    Ok(Health::Running)
-                }
+                // The OS address is healthy and the cloud could not say otherwise: an API
+                // outage or an expired credential is trouble of the management plane, not of
+                // the address; failing over on it is what users of the script agents complain
+                // about. The check is not marked done, so the next monitor asks again.
+                Err(e) => Ok(super::judge_cloud_failure(e)),
             }
         })
     }
@@ -654,6 +645,7 @@ impl Agent for Vip {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Kind;
     use crate::agents::Paths;
     use crate::cloud::fake::FakeCloud;
     use crate::host::fake::FakeHost;
@@ -899,9 +891,12 @@ mod tests {
             a.start(cx).unwrap();
             cloud.fail(Error::transient("RequestLimitExceeded"), 1);
             assert_eq!(a.monitor(cx).unwrap(), Health::Running);
-            // Nor does a credential problem (logged as an error for the admin).
+            // Nor does a credential problem: degraded, with the reason (OCF 190).
             cloud.fail(Error::permission("UnauthorizedOperation"), 1);
-            assert_eq!(a.monitor(cx).unwrap(), Health::Running);
+            assert!(
+                matches!(a.monitor(cx).unwrap(), Health::Degraded(why) if why.contains("UnauthorizedOperation"))
+            );
+            assert_eq!(a.monitor(cx).unwrap(), Health::Running, "fixed: asked again");
             // A failed release does not fail the stop; the OS address is gone.
             cloud.fail(Error::transient("InternalError"), 1);
             a.stop(cx).unwrap();

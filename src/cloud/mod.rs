@@ -16,7 +16,7 @@ pub mod imds;
 pub mod oci;
 pub mod routes;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, shown};
 use crate::host::Link;
 
 /// Which cloud a node runs on.
@@ -172,7 +172,8 @@ impl Options {
             && !r.starts_with("arn:")
         {
             return Err(Error::config(format!(
-                "role_arn='{r}' is not an ARN (arn:aws:iam::<account>:role/<name>)"
+                "role_arn={} is not an ARN (arn:aws:iam::<account>:role/<name>)",
+                shown(r)
             )));
         }
         for (name, url) in [
@@ -183,7 +184,8 @@ impl Options {
                 && !(u.starts_with("https://") || u.starts_with("http://"))
             {
                 return Err(Error::config(format!(
-                    "{name}='{u}' must start with https:// (or http://)"
+                    "{name}={} must start with https:// (or http://)",
+                    shown(u)
                 )));
             }
         }
@@ -191,8 +193,9 @@ impl Options {
             && !a.starts_with("eipalloc-")
         {
             return Err(Error::config(format!(
-                "eip_allocation_id='{a}' is not an allocation id (eipalloc-...); the public \
-                 address itself is not accepted because it can change owner"
+                "eip_allocation_id={} is not an allocation id (eipalloc-...); the public \
+                 address itself is not accepted because it can change owner",
+                shown(a)
             )));
         }
         Ok(())
