@@ -537,20 +537,36 @@ impl Agent for RouteTable {
                     &format!("pointing {} at {}", self.dest, eni.id),
                     routes.point(self.dest, &eni.id, &changes),
                 )?;
-                let now = routes.tables(&self.tables, self.dest, &eni.vpc)?;
-                let astray: Vec<String> = now
-                    .iter()
-                    .filter(|t| !t.points_at(&eni.id))
-                    .map(|t| format!("{} -> {}", t.id, t.describe()))
-                    .collect();
-                if !astray.is_empty() {
-                    // Another node's start may have written after us: not ours to fight.
-                    return Err(Error::transient(format!(
-                        "EC2 accepted the route changes but now shows {} for {}: another node \
-                         may be taking the address",
-                        astray.join(", "),
-                        self.dest
-                    )));
+                // EC2 is eventually consistent: a read right after the write may still show
+                // the old routes, so read again with a short back-off until the deadline (as
+                // vip's confirm does). Still astray then: another node's start may have
+                // written after us, which is not ours to fight.
+                let mut pause = std::time::Duration::from_millis(50);
+                loop {
+                    let now = routes.tables(&self.tables, self.dest, &eni.vpc)?;
+                    let astray: Vec<String> = now
+                        .iter()
+                        .filter(|t| !t.points_at(&eni.id))
+                        .map(|t| format!("{} -> {}", t.id, t.describe()))
+                        .collect();
+                    if astray.is_empty() {
+                        break;
+                    }
+                    if cx
+                        .deadline
+                        .saturating_duration_since(std::time::Instant::now())
+                        <= pause
+                    {
+                        return Err(Error::transient(format!(
+                            "EC2 accepted the route changes but still shows {} for {} at the \
+                             action's timeout: another node may be taking the address",
+                            astray.join(", "),
+                            self.dest
+                        )));
+                    }
+                    tracing::debug!("{} not yet shown everywhere; reading again", self.dest);
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(800));
                 }
             }
             if self.local_address {

@@ -471,8 +471,10 @@ impl Agent for Vip {
         self.with_cloud(cx, |cloud| {
             let (link, prefix) = self.placement(cx.host)?;
             link.check_usable()?;
-            let present = crate::host::only_on(cx.host, &link, self.ip, prefix)?;
+            // Claim first: if the cloud refuses, the host is exactly as it was (stray copies
+            // on other interfaces included).
             cloud.claim(self.ip, &link)?;
+            let present = crate::host::only_on(cx.host, &link, self.ip, prefix)?;
             if present {
                 tracing::info!("{}/{prefix} is already on {}", self.ip, link.name);
             } else {
@@ -645,9 +647,9 @@ impl Agent for Vip {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Kind;
     use crate::agents::Paths;
     use crate::cloud::fake::FakeCloud;
+    use crate::error::Kind;
     use crate::host::fake::FakeHost;
     use crate::params::{Raw, Source};
     use std::time::Instant;
@@ -918,11 +920,29 @@ mod tests {
         let rig = Rig::new(FakeCloud::default());
         let (host, cloud) = (&rig.host, &rig.cloud);
         let a = aws(&[]);
-        cloud.fail(Error::permission("UnauthorizedOperation"), 1);
-        rig.ctx(false, |cx| {
-            assert_eq!(a.start(cx).unwrap_err().kind, Kind::Permission);
+        // A stray copy on another interface and one with the wrong prefix on eth0 (what
+        // start would tidy away): a refused claim must leave both where they are.
+        host.addrs.borrow_mut().push(crate::host::Addr {
+            link: 3,
+            ip: "10.0.0.200".parse().unwrap(),
+            prefix: 32,
         });
-        assert!(!host.has(2, "10.0.0.200"));
+        for e in [
+            Error::permission("UnauthorizedOperation"),
+            Error::transient("RequestLimitExceeded"),
+            Error::config("InvalidParameterValue"),
+        ] {
+            let kind = e.kind;
+            let before = host.addrs.borrow().clone();
+            cloud.fail(e, 1);
+            rig.ctx(false, |cx| assert_eq!(a.start(cx).unwrap_err().kind, kind));
+            assert_eq!(
+                *host.addrs.borrow(),
+                before,
+                "the host changed before the cloud agreed"
+            );
+            assert!(!host.has(2, "10.0.0.200"));
+        }
     }
 
     #[test]
