@@ -101,6 +101,9 @@ stage_common() { # dir
         fi
     done
     install -m 0644 packaging/examples/README "$r/usr/share/doc/cloudha/examples/README"
+    # The run directory, 0700, recreated at boot by systemd-tmpfiles (the agents also create it
+    # 0700 and refuse a symlinked or foreign one).
+    install -D -m 0644 packaging/tmpfiles.conf "$r/usr/lib/tmpfiles.d/cloudha.conf"
     install -m 0644 "$WORK/gen/completions/cloudha.bash" "$r/usr/share/bash-completion/completions/cloudha"
     install -m 0644 "$WORK/gen/completions/cloudha.fish" "$r/usr/share/fish/vendor_completions.d/cloudha.fish"
     if [ -f README.md ]; then

@@ -492,18 +492,11 @@ pub mod crs_check {
 }
 
 fn read_state(path: &Path) -> Option<String> {
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|s| s.trim().to_string())
+    crate::files::read(path).ok().map(|s| s.trim().to_string())
 }
 
 fn write_state(path: &Path, state: &str) {
-    let res = path
-        .parent()
-        .map(std::fs::create_dir_all)
-        .unwrap_or(Ok(()))
-        .and_then(|_| std::fs::write(path, format!("{state}\n")));
-    if let Err(e) = res {
+    if let Err(e) = crate::files::write(path, format!("{state}\n").as_bytes()) {
         tracing::warn!("cannot record state in {}: {e}", path.display());
     }
 }

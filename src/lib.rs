@@ -5,6 +5,7 @@ pub mod agents;
 pub mod cloud;
 pub mod contract;
 pub mod error;
+pub mod files;
 pub mod host;
 pub mod log;
 pub mod metadata;

@@ -128,22 +128,14 @@ impl Ctx<'_> {
         if self.probe || self.check_level >= 10 || interval.is_zero() {
             return true;
         }
-        let age = std::fs::metadata(checked)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok());
+        let age = crate::files::modified(checked).and_then(|t| t.elapsed().ok());
         age.is_none_or(|a| a >= interval)
     }
 }
 
 /// Create or refresh a record. Best effort: without it the next monitor just asks the cloud.
 pub fn touch(path: &Path) {
-    let res = path
-        .parent()
-        .map(std::fs::create_dir_all)
-        .unwrap_or(Ok(()))
-        .and_then(|_| std::fs::write(path, b""));
-    if let Err(e) = res {
+    if let Err(e) = crate::files::touch(path) {
         tracing::debug!("cannot write {}: {e}", path.display());
     }
 }

@@ -614,7 +614,7 @@ impl Agent for RouteTable {
             })?;
             link
         } else {
-            if !cx.probe && !self.state_file(cx, "started").exists() {
+            if !cx.probe && crate::files::modified(&self.state_file(cx, "started")).is_none() {
                 return Ok(Health::NotRunning);
             }
             self.link(cx.host)?

@@ -117,7 +117,7 @@ impl Imds {
     }
 
     fn cached_token(&self) -> Option<String> {
-        let text = std::fs::read_to_string(&self.token_file).ok()?;
+        let text = crate::files::read(&self.token_file).ok()?;
         let (expiry, token) = text.trim().split_once(' ')?;
         let expiry: u64 = expiry.parse().ok()?;
         (now() + RENEW_BEFORE < expiry && !token.is_empty()).then(|| token.to_string())

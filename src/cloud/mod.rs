@@ -4,9 +4,7 @@
 //! an in-memory cloud for unit tests.
 
 use std::future::Future;
-use std::io::Write;
 use std::net::IpAddr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -73,18 +71,7 @@ impl Bounded {
 
 /// Replace `path` atomically with `data`, readable by its owner only (tokens, session keys).
 pub(crate) fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(data)?;
-    std::fs::rename(&tmp, path)
+    crate::files::write(path, data)
 }
 
 /// A MAC as clouds' metadata services print it (lower case; compare case-insensitively).

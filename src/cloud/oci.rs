@@ -376,7 +376,7 @@ impl Oci {
     }
 
     fn instance_principal_signer(&self, fresh: bool) -> Result<Signer> {
-        let kept = std::fs::read_to_string(self.session_file())
+        let kept = crate::files::read(&self.session_file())
             .ok()
             .and_then(|t| parse_session(&t));
         let mut session_key = None;
@@ -553,7 +553,7 @@ impl Oci {
         }
         // A VNIC never changes subnet: remembered across calls, so probes cost one request.
         let cache = self.run_dir.join("oci-vnic-subnets");
-        let known = std::fs::read_to_string(&cache).unwrap_or_default();
+        let known = crate::files::read(&cache).unwrap_or_default();
         if let Some(subnet) = known
             .lines()
             .find_map(|l| l.strip_prefix(&format!("{} ", vnic.id)).map(str::to_string))
@@ -572,9 +572,7 @@ impl Oci {
             .borrow_mut()
             .insert(vnic.id.clone(), subnet.clone());
         let line = format!("{known}{} {subnet}\n", vnic.id);
-        if let Err(e) =
-            std::fs::create_dir_all(&self.run_dir).and_then(|_| std::fs::write(&cache, line))
-        {
+        if let Err(e) = crate::files::write(&cache, line.as_bytes()) {
             tracing::debug!("cannot remember the subnet in {}: {e}", cache.display());
         }
         Ok(subnet)

@@ -119,6 +119,7 @@ def expected_layout(agents, fmt):
             "/usr/share/man/man8/cloudha.8.gz": "f",
             "/usr/share/bash-completion/completions/cloudha": "f",
             "/usr/share/fish/vendor_completions.d/cloudha.fish": "f",
+            "/usr/lib/tmpfiles.d/cloudha.conf": "f",
             f"{docs}/examples/README": "f",
         }
     )
@@ -345,6 +346,7 @@ HOST_PATHS = [
     "/usr/share/bash-completion/completions/cloudha",
     "/usr/share/zsh/vendor-completions/_cloudha",
     "/usr/share/fish/vendor_completions.d/cloudha.fish",
+    "/usr/lib/tmpfiles.d/cloudha.conf",
     "/etc/cloudha",
 ]
 
