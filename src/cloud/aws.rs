@@ -62,7 +62,8 @@ impl Aws {
     fn imds(&self) -> Result<&Imds> {
         self.imds.as_ref().ok_or_else(|| {
             Error::not_installed(
-                "instance metadata is disabled (AWS_EC2_METADATA_DISABLED=true) but cloud=aws \
+                "instance metadata is disabled (AWS_EC2_METADATA_DISABLED or \
+                 CLOUDHA_METADATA_DISABLED is true) but cloud=aws \
                  needs it to find the ENI of nic",
             )
         })

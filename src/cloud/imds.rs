@@ -46,10 +46,7 @@ impl Imds {
 
     /// The endpoint from the environment, or None when metadata is disabled there.
     pub fn endpoint_from_env() -> Option<String> {
-        let disabled = std::env::var("AWS_EC2_METADATA_DISABLED")
-            .map(|v| v.eq_ignore_ascii_case("true"))
-            .unwrap_or(false);
-        if disabled {
+        if super::metadata_disabled() {
             return None;
         }
         Some(

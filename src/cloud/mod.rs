@@ -69,6 +69,16 @@ impl Bounded {
     }
 }
 
+/// The admin's switch that forbids any contact with the instance metadata service (a node that
+/// must not reach 169.254.169.254, a test): `CLOUDHA_METADATA_DISABLED=true` for every cloud,
+/// and the AWS SDKs' own `AWS_EC2_METADATA_DISABLED=true` for AWS (and, as the one switch
+/// people know, for OCI too). An action that needs metadata then fails with the reason.
+pub(crate) fn metadata_disabled() -> bool {
+    ["CLOUDHA_METADATA_DISABLED", "AWS_EC2_METADATA_DISABLED"]
+        .iter()
+        .any(|v| std::env::var(v).is_ok_and(|x| x.trim().eq_ignore_ascii_case("true")))
+}
+
 /// Replace `path` atomically with `data`, readable by its owner only (tokens, session keys).
 pub(crate) fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     crate::files::write(path, data)

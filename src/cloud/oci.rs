@@ -134,6 +134,26 @@ struct Vnic {
 }
 
 /// A private IP as the API shows it.
+/// A session key, generated where the deadline can abandon it: RSA generation is CPU-bound,
+/// takes from a few hundred milliseconds to seconds on a slow or busy node, and cannot be
+/// interrupted, so it runs on a thread of its own that is left behind at the deadline.
+fn generate_session_key(rt: &Bounded) -> Result<RsaPrivateKey> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("session-key".into())
+        .spawn(move || {
+            let _ = tx.send(RsaPrivateKey::new(&mut rand::thread_rng(), 2048));
+        })
+        .map_err(|e| Error::transient(format!("cannot start generating a session key: {e}")))?;
+    match rx.recv_timeout(rt.left()) {
+        Ok(Ok(k)) => Ok(k),
+        Ok(Err(e)) => Err(Error::failed(format!("cannot generate a session key: {e}"))),
+        Err(_) => Err(Error::transient(
+            "generating the session key did not finish within the action's timeout",
+        )),
+    }
+}
+
 #[derive(Debug, Clone)]
 struct PrivateIp {
     id: String,
@@ -231,6 +251,12 @@ impl Oci {
 
     /// Instance metadata (v2: the `Authorization: Bearer Oracle` header is required).
     async fn metadata(&self, path: &str) -> Result<String> {
+        if super::metadata_disabled() {
+            return Err(Error::not_installed(format!(
+                "instance metadata is disabled (CLOUDHA_METADATA_DISABLED or \
+                 AWS_EC2_METADATA_DISABLED is true) but cloud=oci needs it for {path}"
+            )));
+        }
         let url = format!("{METADATA}/{path}");
         let auth = [("authorization".to_string(), "Bearer Oracle".to_string())];
         let (status, _, body) = self.exchange("GET", &url, &auth, None).await.map_err(|e| {
@@ -397,6 +423,10 @@ impl Oci {
             Some(u) => format!("{}/v1/x509", u.trim_end_matches('/')),
             None => format!("https://auth.{region}.{domain}/v1/x509"),
         };
+        let session = match session_key {
+            Some(k) => k,
+            None => generate_session_key(&self.rt)?,
+        };
         let (token, key) = self.rt.run("instance principal federation", async {
             let cert = self.metadata("identity/cert.pem").await?;
             let leaf_key = self.metadata("identity/key.pem").await?;
@@ -405,11 +435,7 @@ impl Oci {
             let leaf_key = parse_key(&leaf_key)
                 .map_err(|e| Error::transient(format!("identity/key.pem from metadata: {e}")))?;
             // The token is bound to the public half of the session key.
-            let session = match session_key {
-                Some(k) => k,
-                None => RsaPrivateKey::new(&mut rand::thread_rng(), 2048)
-                    .map_err(|e| Error::failed(format!("cannot generate a session key: {e}")))?,
-            };
+            let session = session;
             let public = session
                 .to_public_key()
                 .to_public_key_pem(LineEnding::LF)
@@ -469,32 +495,67 @@ impl Oci {
         url: &str,
         body: Option<Vec<u8>>,
     ) -> Result<(u16, http::HeaderMap, Vec<u8>)> {
+        self.signed_with(signer, method, url, body, None).await
+    }
+
+    /// A signed request with an `if-match` precondition (not part of the signature, as in
+    /// Oracle's SDKs).
+    async fn signed_with(
+        &self,
+        signer: &Signer,
+        method: &str,
+        url: &str,
+        body: Option<Vec<u8>>,
+        if_match: Option<&str>,
+    ) -> Result<(u16, http::HeaderMap, Vec<u8>)> {
         let uri: http::Uri = url
             .parse()
             .map_err(|e| Error::config(format!("bad URL {url}: {e}")))?;
         let date = httpdate::fmt_http_date(SystemTime::now());
-        let headers = signer.headers(method, &uri, body.as_deref(), &date);
+        let mut headers = signer.headers(method, &uri, body.as_deref(), &date);
+        if let Some(tag) = if_match {
+            headers.push(("if-match".into(), tag.to_string()));
+        }
         self.exchange(method, url, &headers, body).await
     }
 
     /// A signed API call with retries for throttling, 5xx and connection trouble (bounded by
     /// the deadline), and one fresh session after a 401 on a session token.
     fn api(&self, op: &str, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
+        self.api_full(op, method, path, body, None, &[])
+            .map(|(_, v, _)| v)
+    }
+
+    /// [`Oci::api`] with an `if-match` precondition; statuses in `expected` (a failed
+    /// precondition, a probe's answer) come back as answers, not errors.
+    fn api_full(
+        &self,
+        op: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        if_match: Option<&str>,
+        expected: &[u16],
+    ) -> Result<(u16, Value, http::HeaderMap)> {
         let url = format!("{}/{API_VERSION}/{path}", self.api_base()?);
         let body = body.map(|b| b.to_string().into_bytes());
         let mut pause = Duration::from_millis(200);
         let mut refreshed = false;
         loop {
             let signer = self.signer(false)?;
-            let answer = self
-                .rt
-                .run(op, self.signed(&signer, method, &url, body.clone()));
+            let answer = self.rt.run(
+                op,
+                self.signed_with(&signer, method, &url, body.clone(), if_match),
+            );
             let err = match answer {
-                Ok((status, _, bytes)) if (200..300).contains(&status) => {
-                    if bytes.is_empty() {
-                        return Ok(Value::Null);
+                Ok((status, h, bytes))
+                    if (200..300).contains(&status) || expected.contains(&status) =>
+                {
+                    if bytes.is_empty() || !(200..300).contains(&status) {
+                        return Ok((status, Value::Null, h));
                     }
                     return serde_json::from_slice(&bytes)
+                        .map(|v| (status, v, h))
                         .map_err(|e| Error::transient(format!("{op}: unreadable answer: {e}")));
                 }
                 Ok((401, _, _)) if signer.session && !refreshed => {
@@ -676,14 +737,38 @@ impl Cloud for Oci {
         let vnic = self.vnic(nic)?;
         match self.private_ip(v4, &vnic)? {
             Some(p) if p.vnic == vnic.id && !p.primary => {
+                // The list is a moment old: another node's start may move the address between
+                // it and the delete. Delete only the version we have seen on our VNIC (If-Match
+                // with its ETag); a 412 means it changed hands, and is left alone.
+                let path = format!("privateIps/{}", p.id);
+                let (_, now, h) =
+                    self.api_full("GetPrivateIp", "GET", &path, None, None, &[404])?;
+                if now["vnicId"].as_str() != Some(vnic.id.as_str()) {
+                    tracing::info!("{ip} moved off VNIC {} meanwhile: leaving it", vnic.id);
+                    return Ok(());
+                }
+                let Some(etag) = h.get("etag").and_then(|v| v.to_str().ok()) else {
+                    return Err(Error::transient(format!(
+                        "GetPrivateIp {}: no ETag to delete it safely",
+                        p.id
+                    )));
+                };
                 tracing::info!("deleting {ip} from VNIC {}", vnic.id);
-                self.api(
+                let (status, _, _) = self.api_full(
                     "DeletePrivateIp",
                     "DELETE",
-                    &format!("privateIps/{}", p.id),
+                    &path,
                     None,
-                )
-                .map(|_| ())
+                    Some(etag),
+                    &[404, 412],
+                )?;
+                if status == 412 || status == 404 {
+                    tracing::info!(
+                        "{ip} changed or went while deleting it (HTTP {status}): another node \
+                         holds it now; leaving it"
+                    );
+                }
+                Ok(())
             }
             Some(p) => {
                 tracing::info!("{ip} is on VNIC {}: leaving it there", p.vnic);
@@ -709,8 +794,7 @@ impl Cloud for Oci {
         if self.auth_mode() != "instance_principal" || self.session_file().exists() {
             return Ok(());
         }
-        let key = RsaPrivateKey::new(&mut rand::thread_rng(), 2048)
-            .map_err(|e| Error::failed(format!("cannot generate a session key: {e}")))?;
+        let key = generate_session_key(&self.rt)?;
         self.store_session("", &key);
         Ok(())
     }
@@ -767,34 +851,31 @@ impl Cloud for Oci {
             .and_then(|p| p["id"].as_str())
             .map(str::to_string);
         if let Some(id) = primary {
-            let url = format!("{}/{API_VERSION}/privateIps/{id}", self.api_base()?);
-            let body = json!({}).to_string().into_bytes();
-            let (status, h, bytes) = self.rt.run("UpdatePrivateIp (permission probe)", async {
-                let uri: http::Uri = url
-                    .parse()
-                    .map_err(|e| Error::config(format!("bad URL {url}: {e}")))?;
-                let date = httpdate::fmt_http_date(SystemTime::now());
-                let mut headers = signer.headers("PUT", &uri, Some(&body), &date);
-                headers.push(("if-match".into(), "\"cloudha-preflight\"".into()));
-                self.exchange("PUT", &url, &headers, Some(body.clone()))
-                    .await
-            })?;
-            match status {
-                412 => report.push("UpdatePrivateIp: allowed (probed with a stale ETag)".into()),
-                404 | 401 => {
-                    return Err(Error::permission(format!(
-                        "this node may not update private IPs: {}",
-                        api_error("UpdatePrivateIp", status, &h, &bytes).message
+            let probe = self.api_full(
+                "UpdatePrivateIp (permission probe)",
+                "PUT",
+                &format!("privateIps/{id}"),
+                Some(json!({})),
+                Some("\"cloudha-preflight\""),
+                &[412],
+            );
+            match probe {
+                Ok((412, _, _)) => {
+                    report.push("UpdatePrivateIp: allowed (probed with a stale ETag)".into())
+                }
+                Ok((s, _, _)) => {
+                    return Err(Error::failed(format!(
+                        "UpdatePrivateIp (permission probe): HTTP {s} with a stale ETag; \
+                         nothing should have matched"
                     )));
                 }
-                s => {
-                    return Err(api_error(
-                        "UpdatePrivateIp (permission probe)",
-                        s,
-                        &h,
-                        &bytes,
-                    ));
+                Err(e) if e.kind == Kind::Permission => {
+                    return Err(Error::permission(format!(
+                        "this node may not update private IPs: {}",
+                        e.message
+                    )));
                 }
+                Err(e) => return Err(e),
             }
         }
         Ok(report)

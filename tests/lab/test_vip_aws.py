@@ -479,3 +479,65 @@ def test_clusterware_check_codes_with_aws(lab):
     assert crs(1, "stop") == 0 and not has_vip(n1)
     assert crs(1, "check") == 2
     assert vip(lab, 2, "stop").rc == 0
+
+
+# ---------------------------------------------------------------- secrets never logged
+
+
+def test_no_secret_or_key_id_reaches_any_log(lab, tmp_path):
+    """Profile credentials with marker values, a profile-based role (STS session token) and
+    every log sink on (HA_debug, syslog, Clusterware's CRS_* lines): neither the access key
+    id, the secret nor the session token appears anywhere. (aws-config's profile provider logs
+    the loaded key id at info level; only cloudha's own events may reach a cluster log.)"""
+    import socket
+    key_id, secret = "AKIAMARKER0123456789", "MARKERSECRETmarkersecret0123456789abcd"
+    (tmp_path / "config").write_text(
+        f"[profile base]\nregion = {lab.region}\n"
+        f"[profile ha]\nregion = {lab.region}\nsource_profile = base\n"
+        "role_arn = arn:aws:iam::123456789012:role/cloudha-ha\n")
+    (tmp_path / "credentials").write_text(
+        f"[base]\naws_access_key_id = {key_id}\naws_secret_access_key = {secret}\n")
+    sock_path = str(tmp_path / "syslog.sock")
+    sink = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sink.bind(sock_path)
+    sink.settimeout(0.05)
+    n1 = lab.node(1)
+    seen = []
+    base = {"AWS_CONFIG_FILE": str(tmp_path / "config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"),
+            "HA_debug": "1", "HA_LOGFACILITY": "daemon", "CLOUDHA_SYSLOG_SOCKET": sock_path,
+            "RUST_LOG": "trace"}
+    t = time.monotonic()
+    try:
+        for action in ("start", "monitor", "stop"):
+            r = vip(lab, 1, action, extra_env=base, profile="ha")
+            assert r.rc == 0, r
+            seen += [r.out, r.err]
+        # Clusterware: CRS_PROGRESS / CRS_WARNING lines go to stdout.
+        conf = tmp_path / "crs"
+        conf.mkdir()
+        (conf / "vip-crs.conf").write_text(
+            f"ip={VIP}\ncloud=aws\nnic=eth0\nendpoint_url={lab.endpoint}\nprofile=ha\n")
+        crs = {**base, "_CRS_NAME": "vip-crs", "CLOUDHA_CONFIG_DIR": str(conf)}
+        for action in ("start", "check", "stop"):
+            env = agent_env(lab, n1, extra_env=crs)
+            env = {k: v for k, v in env.items() if not k.startswith("OCF_RESKEY_")}
+            p = n1.exec([netns.cloudha_bin(), "vip", action], env=env, timeout=30)
+            assert p.returncode in (0, 2), (action, p.stdout, p.stderr)
+            seen += [p.stdout, p.stderr]
+        while True:
+            try:
+                seen.append(sink.recv(65536).decode("utf-8", "replace"))
+            except OSError:
+                break
+    finally:
+        sink.close()
+    keys_used = {c["key"] for c in lab.calls(t) if c["action"] == "AssumeRole"}
+    assert keys_used == {key_id}, f"the role was assumed with {keys_used}"
+    # The assumed role's own key ids, as the EC2 calls used them.
+    role_keys = {c["key"] for c in lab.calls(t) if c["service"] == "ec2" and c["key"]}
+    assert role_keys and key_id not in role_keys, role_keys
+    text = "\n".join(seen)
+    assert any("vip(" in s for s in seen), "the logs were captured"
+    for marker in [key_id, secret, *role_keys]:
+        assert marker not in text, f"{marker[:8]}... appears in a log"

@@ -317,3 +317,42 @@ def test_probe_of_a_stopped_resource_prepares_the_session_key(lab):
     assert vip(lab, 2, "start").rc == 0
     assert session.read_text().split("\n", 1)[1] == key, "the prepared key was used"
     assert vip(lab, 2, "stop").rc == 0
+
+
+# ---------------------------------------------------------------- races and switches
+
+
+def test_delete_on_stop_never_deletes_an_address_moved_meanwhile(lab):
+    """node1's stop (delete_on_stop) has read the private IP on its VNIC; node2 takes the
+    address before node1's delete lands. The delete carries the ETag node1 saw, so OCI refuses
+    it (412) and node2 keeps the address; node1's stop still succeeds."""
+    n1 = lab.node(1)
+    assert vip(lab, 1, "start", delete_on_stop="true").rc == 0
+    lab.faults.set("slow", count=1, delay=1.5, operations=["DeletePrivateIp"])
+    p = n1.popen([netns.cloudha_bin(), "vip", "stop"],
+                 env=agent_env(lab, n1, delete_on_stop="true"),
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any(
+            c["operation"] == "GetPrivateIp" for c in lab.calls(deadline - 10)):
+        time.sleep(0.02)
+    lab.assign(VIP, lab.node(2))  # the move lands while node1's delete is on its way
+    out, err = p.communicate(timeout=20)
+    assert p.returncode == 0, err
+    assert lab.owners(VIP) == [lab.node(2).vnic_id], "node2's address was deleted"
+    statuses = [c["status"] for c in lab.calls(deadline - 10)
+                if c["operation"] == "DeletePrivateIp"]
+    assert statuses == [412], statuses
+
+
+def test_metadata_switch_makes_no_metadata_request(lab):
+    """CLOUDHA_METADATA_DISABLED=true: cloud=oci fails with the reason (5) without a single
+    request to the node's metadata service."""
+    n1 = lab.node(1)
+    t = time.time()
+    before = lab.imds.count(n1)
+    r = vip(lab, 1, "start", extra_env={"CLOUDHA_METADATA_DISABLED": "true"})
+    assert r.rc == 5, r
+    assert any("metadata is disabled" in x for x in r.reasons()), r.err
+    assert lab.imds.count(n1) == before, "metadata was contacted"
+    del t
