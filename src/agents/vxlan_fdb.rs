@@ -7,10 +7,11 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::Path;
+use std::time::Instant;
 
 use super::vip::check_ifname;
 use super::{ActionDecl, Agent, AgentDef, Ctx, Health, standard_actions};
-use crate::error::{Error, Result, shown};
+use crate::error::{Error, Kind, Result, shown};
 use crate::host::{FLOOD_MAC, Host, Link, LinkChange, LinkDetails, VxlanConf, contains};
 use crate::params::{Param, Type, Values};
 
@@ -391,6 +392,13 @@ fn corosync_peers(path: &Path) -> Result<Vec<Peer>> {
     addrs.iter().map(|a| parse_peer(&what, a)).collect()
 }
 
+/// When name resolution gives up: a quarter of the time left stays for the netlink steps,
+/// the rollback and the answer.
+fn resolve_by(deadline: Instant) -> Instant {
+    let now = Instant::now();
+    now + deadline.saturating_duration_since(now).mul_f64(0.75)
+}
+
 /// What differs between an existing device and the wanted one (learning and MTU are adjusted
 /// in place, so they are not listed).
 fn differences(have: &VxlanConf, want: &VxlanConf, name: &dyn Fn(u32) -> String) -> Vec<String> {
@@ -610,7 +618,7 @@ impl VxlanFdb {
         let mut resolved = names
             .clone()
             .into_iter()
-            .zip(host.resolve(&names, cx.deadline))
+            .zip(host.resolve(&names, resolve_by(cx.deadline)))
             .collect::<std::collections::HashMap<_, _>>();
         let mut peers = Vec::new();
         for w in &words {
@@ -1079,7 +1087,20 @@ impl Agent for VxlanFdb {
         if !link.admin_up {
             return Err(Error::failed(format!("{} is down", self.ifname)));
         }
-        let plan = self.plan(cx)?;
+        let plan = match self.plan(cx) {
+            Ok(p) => p,
+            // The resolver is down or slow: the device and its flood entries still carry
+            // traffic, so say so (degraded) instead of failing a healthy mesh; nothing is
+            // changed without knowing where the named peers are.
+            Err(e) if e.kind == Kind::Transient => {
+                tracing::warn!("{}: flood entries left as they are: {e}", self.ifname);
+                return Ok(Health::Degraded(format!(
+                    "{} runs, but its peer list cannot be checked: {e}",
+                    self.ifname
+                )));
+            }
+            Err(e) => return Err(e),
+        };
         if cx.probe {
             // A probe tells the truth and changes nothing.
             let d = drift(host, link.index, &plan.peers)?;
@@ -1699,6 +1720,37 @@ mod tests {
             e.message
         );
         assert!(host.link_by_name("mesh0").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_resolver_failure_degrades_the_monitor_and_changes_nothing() {
+        let host = node1();
+        host.names
+            .borrow_mut()
+            .insert("n2".into(), ips(&["192.168.77.2"]));
+        let a = agent(&[("vni", "10"), ("peers", "192.168.77.1 n2 192.168.77.3")]).unwrap();
+        with(&host, false, |cx| a.start(cx).unwrap());
+        let index = vxlan(&host, "vxlan10").0.index;
+        host.names.borrow_mut().clear();
+        let before = host.ops.borrow().len();
+        for probe in [false, true] {
+            match with(&host, probe, |cx| a.monitor(cx)).unwrap() {
+                Health::Degraded(why) => assert!(why.contains("'n2'"), "{why}"),
+                other => panic!("probe={probe}: {other:?}"),
+            }
+        }
+        assert_eq!(host.ops.borrow().len(), before, "nothing changed");
+        assert_eq!(
+            host.flood(index),
+            ips(&["192.168.77.2", "192.168.77.3"]),
+            "the unresolved peer's entry is kept"
+        );
+        // start fails (1) naming the peer, and stop still works.
+        let e = with(&host, false, |cx| a.start(cx)).unwrap_err();
+        assert_eq!(e.kind, Kind::Transient);
+        assert!(e.message.contains("'n2'"), "{}", e.message);
+        with(&host, false, |cx| a.stop(cx).unwrap());
+        assert!(host.link_by_name("vxlan10").unwrap().is_none());
     }
 
     #[test]
