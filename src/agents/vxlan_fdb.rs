@@ -497,6 +497,12 @@ fn ours(d: &LinkDetails) -> bool {
 struct Created {
     vxlan: Option<u32>,
     bridge: Option<u32>,
+    /// An adopted (pre-existing) device this start made a port of the bridge.
+    joined: Option<u32>,
+    /// Flood entries this start adds to an adopted device (those of a created one go with it).
+    fdb: Option<(u32, Vec<IpAddr>)>,
+    /// The overlay address this start added (on a bridge that existed before, it would stay).
+    addr: Option<(u32, IpAddr, u8)>,
 }
 
 impl VxlanFdb {
@@ -832,9 +838,16 @@ impl VxlanFdb {
         }
     }
 
-    fn ensure_address(&self, host: &dyn Host, plan: &Plan, link: u32, repair: bool) -> Result<()> {
+    /// Put the overlay address on `link`; whether it had to be added.
+    fn ensure_address(
+        &self,
+        host: &dyn Host,
+        plan: &Plan,
+        link: u32,
+        repair: bool,
+    ) -> Result<bool> {
         let Some((ip, prefix)) = plan.address else {
-            return Ok(());
+            return Ok(false);
         };
         let present = host.addrs()?.iter().any(|a| a.link == link && a.ip == ip);
         if !present {
@@ -843,7 +856,7 @@ impl VxlanFdb {
             }
             host.add_addr(link, ip, prefix)?;
         }
-        Ok(())
+        Ok(!present)
     }
 
     fn start_inner(&self, host: &dyn Host, plan: &Plan, created: &mut Created) -> Result<()> {
@@ -949,6 +962,14 @@ impl VxlanFdb {
                     ..Default::default()
                 },
             )?;
+            if created.vxlan.is_none() {
+                created.joined = Some(index);
+            }
+        }
+        if created.vxlan.is_none() {
+            // Recorded before appending: a partial append is undone too (deleting an entry
+            // that was never added is not an error).
+            created.fdb = Some((index, drift(host, index, &plan.peers)?.missing));
         }
         let d = reconcile(host, index, &plan.peers)?;
         if !d.stale.is_empty() {
@@ -961,7 +982,12 @@ impl VxlanFdb {
         if let Some(b) = bridge {
             host.set_link(b, &up)?;
         }
-        self.ensure_address(host, plan, bridge.unwrap_or(index), false)?;
+        let on = bridge.unwrap_or(index);
+        if let Some((ip, prefix)) = plan.address
+            && self.ensure_address(host, plan, on, false)?
+        {
+            created.addr = Some((on, ip, prefix));
+        }
         host.set_link(index, &up)?;
         tracing::info!(
             "{} is up with {} flood entries ({}){}",
@@ -1013,7 +1039,29 @@ impl Agent for VxlanFdb {
         let mut created = Created::default();
         let result = self.start_inner(cx.host, &plan, &mut created);
         if let Err(e) = &result {
-            // Leave nothing half-made behind.
+            // Leave nothing half-made behind: what this start added to devices that existed
+            // before, then the devices it created.
+            let host = cx.host;
+            if let Some((link, ip, prefix)) = created.addr
+                && let Err(e2) = host.del_addr(link, ip, prefix)
+            {
+                tracing::error!("could not remove the overlay address {ip}: {e2}");
+            }
+            if let Some((index, dsts)) = &created.fdb
+                && !dsts.is_empty()
+                && let Err(e2) = host.fdb_del(*index, FLOOD_MAC, dsts)
+            {
+                tracing::error!("could not remove the flood entries it added: {e2}");
+            }
+            if let Some(index) = created.joined {
+                let release = LinkChange {
+                    master: Some(0),
+                    ..Default::default()
+                };
+                if let Err(e2) = host.set_link(index, &release) {
+                    tracing::error!("could not take {} out of the bridge: {e2}", self.ifname);
+                }
+            }
             for (what, index) in [("VXLAN device", created.vxlan), ("bridge", created.bridge)] {
                 if let Some(i) = index {
                     tracing::warn!("start failed ({e}): deleting the {what} it created");
@@ -1583,6 +1631,46 @@ mod tests {
         }
         // And the host refuses to create one whatever the caller checked.
         assert_eq!(node1().add_bridge("x%d").unwrap_err().kind, Kind::Config);
+    }
+
+    #[test]
+    fn failed_start_takes_back_what_it_added_to_existing_devices() {
+        // An adopted VXLAN device (not a bridge port) and a bridge that both existed before.
+        let host = node1();
+        let conf = VxlanConf {
+            vni: 10,
+            port: 4789,
+            dev: Some(2),
+            local: None,
+            group: None,
+            learning: true,
+        };
+        let vx = host.add_vxlan("vxlan10", &conf, 1450).unwrap();
+        let br = host.add_bridge("br-ov").unwrap();
+        host.fdb_append(vx, FLOOD_MAC, &ips(&["192.168.77.2"]))
+            .unwrap();
+        // The last step (setting the device up) fails.
+        let a = mesh(&[("bridge", "br-ov"), ("address", "10.99.0.1/24")]);
+        *host.fail_set_up.borrow_mut() = Some(vx);
+        let e = with(&host, false, |cx| a.start(cx)).unwrap_err();
+        assert_eq!(e.kind, Kind::Transient, "{}", e.message);
+        assert_eq!(vxlan(&host, "vxlan10").0.index, vx, "existing device kept");
+        assert_eq!(vxlan(&host, "br-ov").0.index, br, "existing bridge kept");
+        assert_eq!(
+            host.flood(vx),
+            ips(&["192.168.77.2"]),
+            "only the entry it added is gone"
+        );
+        assert!(!host.has(br, "10.99.0.1"), "the address it added is gone");
+        assert_eq!(
+            vxlan(&host, "vxlan10").1.master,
+            None,
+            "out of the bridge again"
+        );
+        // Once the fault is gone, start works.
+        *host.fail_set_up.borrow_mut() = None;
+        with(&host, false, |cx| a.start(cx).unwrap());
+        assert!(host.has(br, "10.99.0.1"));
     }
 
     #[test]
