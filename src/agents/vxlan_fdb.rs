@@ -765,7 +765,8 @@ impl VxlanFdb {
                     Some(a) => Ok(Some((a.ip, a.prefix))),
                     None => Err(Error::host_args(format!(
                         "address lists no entry for this node (underlay {local}, host name \
-                         '{host}')"
+                         {})",
+                        shown(&host)
                     ))),
                 }
             }
