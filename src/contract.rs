@@ -439,10 +439,9 @@ impl Invocation {
                         .unwrap_or("/sys/class/dmi/id"),
                 ),
                 run_dir,
-                // corosync's own variable for where its configuration lives.
                 corosync_conf: env_path(
                     env,
-                    "COROSYNC_MAIN_CONFIG_FILE",
+                    "CLOUDHA_COROSYNC_CONF",
                     "/etc/corosync/corosync.conf",
                 ),
             },

@@ -7,10 +7,11 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::Path;
+use std::time::Instant;
 
 use super::vip::check_ifname;
 use super::{ActionDecl, Agent, AgentDef, Ctx, Health, standard_actions};
-use crate::error::{Error, Result, shown};
+use crate::error::{Error, Kind, Result, shown};
 use crate::host::{FLOOD_MAC, Host, Link, LinkChange, LinkDetails, VxlanConf, contains};
 use crate::params::{Param, Type, Values};
 
@@ -391,6 +392,13 @@ fn corosync_peers(path: &Path) -> Result<Vec<Peer>> {
     addrs.iter().map(|a| parse_peer(&what, a)).collect()
 }
 
+/// When name resolution gives up: a quarter of the time left stays for the netlink steps,
+/// the rollback and the answer.
+fn resolve_by(deadline: Instant) -> Instant {
+    let now = Instant::now();
+    now + deadline.saturating_duration_since(now).mul_f64(0.75)
+}
+
 /// What differs between an existing device and the wanted one (learning and MTU are adjusted
 /// in place, so they are not listed).
 fn differences(have: &VxlanConf, want: &VxlanConf, name: &dyn Fn(u32) -> String) -> Vec<String> {
@@ -489,6 +497,12 @@ fn ours(d: &LinkDetails) -> bool {
 struct Created {
     vxlan: Option<u32>,
     bridge: Option<u32>,
+    /// An adopted (pre-existing) device this start made a port of the bridge.
+    joined: Option<u32>,
+    /// Flood entries this start adds to an adopted device (those of a created one go with it).
+    fdb: Option<(u32, Vec<IpAddr>)>,
+    /// The overlay address this start added (on a bridge that existed before, it would stay).
+    addr: Option<(u32, IpAddr, u8)>,
 }
 
 impl VxlanFdb {
@@ -610,7 +624,7 @@ impl VxlanFdb {
         let mut resolved = names
             .clone()
             .into_iter()
-            .zip(host.resolve(&names, cx.deadline))
+            .zip(host.resolve(&names, resolve_by(cx.deadline)))
             .collect::<std::collections::HashMap<_, _>>();
         let mut peers = Vec::new();
         for w in &words {
@@ -751,7 +765,8 @@ impl VxlanFdb {
                     Some(a) => Ok(Some((a.ip, a.prefix))),
                     None => Err(Error::host_args(format!(
                         "address lists no entry for this node (underlay {local}, host name \
-                         '{host}')"
+                         {})",
+                        shown(&host)
                     ))),
                 }
             }
@@ -824,9 +839,16 @@ impl VxlanFdb {
         }
     }
 
-    fn ensure_address(&self, host: &dyn Host, plan: &Plan, link: u32, repair: bool) -> Result<()> {
+    /// Put the overlay address on `link`; whether it had to be added.
+    fn ensure_address(
+        &self,
+        host: &dyn Host,
+        plan: &Plan,
+        link: u32,
+        repair: bool,
+    ) -> Result<bool> {
         let Some((ip, prefix)) = plan.address else {
-            return Ok(());
+            return Ok(false);
         };
         let present = host.addrs()?.iter().any(|a| a.link == link && a.ip == ip);
         if !present {
@@ -835,7 +857,7 @@ impl VxlanFdb {
             }
             host.add_addr(link, ip, prefix)?;
         }
-        Ok(())
+        Ok(!present)
     }
 
     fn start_inner(&self, host: &dyn Host, plan: &Plan, created: &mut Created) -> Result<()> {
@@ -941,6 +963,14 @@ impl VxlanFdb {
                     ..Default::default()
                 },
             )?;
+            if created.vxlan.is_none() {
+                created.joined = Some(index);
+            }
+        }
+        if created.vxlan.is_none() {
+            // Recorded before appending: a partial append is undone too (deleting an entry
+            // that was never added is not an error).
+            created.fdb = Some((index, drift(host, index, &plan.peers)?.missing));
         }
         let d = reconcile(host, index, &plan.peers)?;
         if !d.stale.is_empty() {
@@ -953,7 +983,12 @@ impl VxlanFdb {
         if let Some(b) = bridge {
             host.set_link(b, &up)?;
         }
-        self.ensure_address(host, plan, bridge.unwrap_or(index), false)?;
+        let on = bridge.unwrap_or(index);
+        if let Some((ip, prefix)) = plan.address
+            && self.ensure_address(host, plan, on, false)?
+        {
+            created.addr = Some((on, ip, prefix));
+        }
         host.set_link(index, &up)?;
         tracing::info!(
             "{} is up with {} flood entries ({}){}",
@@ -1005,7 +1040,29 @@ impl Agent for VxlanFdb {
         let mut created = Created::default();
         let result = self.start_inner(cx.host, &plan, &mut created);
         if let Err(e) = &result {
-            // Leave nothing half-made behind.
+            // Leave nothing half-made behind: what this start added to devices that existed
+            // before, then the devices it created.
+            let host = cx.host;
+            if let Some((link, ip, prefix)) = created.addr
+                && let Err(e2) = host.del_addr(link, ip, prefix)
+            {
+                tracing::error!("could not remove the overlay address {ip}: {e2}");
+            }
+            if let Some((index, dsts)) = &created.fdb
+                && !dsts.is_empty()
+                && let Err(e2) = host.fdb_del(*index, FLOOD_MAC, dsts)
+            {
+                tracing::error!("could not remove the flood entries it added: {e2}");
+            }
+            if let Some(index) = created.joined {
+                let release = LinkChange {
+                    master: Some(0),
+                    ..Default::default()
+                };
+                if let Err(e2) = host.set_link(index, &release) {
+                    tracing::error!("could not take {} out of the bridge: {e2}", self.ifname);
+                }
+            }
             for (what, index) in [("VXLAN device", created.vxlan), ("bridge", created.bridge)] {
                 if let Some(i) = index {
                     tracing::warn!("start failed ({e}): deleting the {what} it created");
@@ -1079,7 +1136,20 @@ impl Agent for VxlanFdb {
         if !link.admin_up {
             return Err(Error::failed(format!("{} is down", self.ifname)));
         }
-        let plan = self.plan(cx)?;
+        let plan = match self.plan(cx) {
+            Ok(p) => p,
+            // The resolver is down or slow: the device and its flood entries still carry
+            // traffic, so say so (degraded) instead of failing a healthy mesh; nothing is
+            // changed without knowing where the named peers are.
+            Err(e) if e.kind == Kind::Transient => {
+                tracing::warn!("{}: flood entries left as they are: {e}", self.ifname);
+                return Ok(Health::Degraded(format!(
+                    "{} runs, but its peer list cannot be checked: {e}",
+                    self.ifname
+                )));
+            }
+            Err(e) => return Err(e),
+        };
         if cx.probe {
             // A probe tells the truth and changes nothing.
             let d = drift(host, link.index, &plan.peers)?;
@@ -1565,6 +1635,46 @@ mod tests {
     }
 
     #[test]
+    fn failed_start_takes_back_what_it_added_to_existing_devices() {
+        // An adopted VXLAN device (not a bridge port) and a bridge that both existed before.
+        let host = node1();
+        let conf = VxlanConf {
+            vni: 10,
+            port: 4789,
+            dev: Some(2),
+            local: None,
+            group: None,
+            learning: true,
+        };
+        let vx = host.add_vxlan("vxlan10", &conf, 1450).unwrap();
+        let br = host.add_bridge("br-ov").unwrap();
+        host.fdb_append(vx, FLOOD_MAC, &ips(&["192.168.77.2"]))
+            .unwrap();
+        // The last step (setting the device up) fails.
+        let a = mesh(&[("bridge", "br-ov"), ("address", "10.99.0.1/24")]);
+        *host.fail_set_up.borrow_mut() = Some(vx);
+        let e = with(&host, false, |cx| a.start(cx)).unwrap_err();
+        assert_eq!(e.kind, Kind::Transient, "{}", e.message);
+        assert_eq!(vxlan(&host, "vxlan10").0.index, vx, "existing device kept");
+        assert_eq!(vxlan(&host, "br-ov").0.index, br, "existing bridge kept");
+        assert_eq!(
+            host.flood(vx),
+            ips(&["192.168.77.2"]),
+            "only the entry it added is gone"
+        );
+        assert!(!host.has(br, "10.99.0.1"), "the address it added is gone");
+        assert_eq!(
+            vxlan(&host, "vxlan10").1.master,
+            None,
+            "out of the bridge again"
+        );
+        // Once the fault is gone, start works.
+        *host.fail_set_up.borrow_mut() = None;
+        with(&host, false, |cx| a.start(cx).unwrap());
+        assert!(host.has(br, "10.99.0.1"));
+    }
+
+    #[test]
     fn bridge_is_created_and_removed_only_when_unused() {
         let host = node1();
         let a = mesh(&[("bridge", "br-ov"), ("address", "10.99.0.1/24")]);
@@ -1699,6 +1809,37 @@ mod tests {
             e.message
         );
         assert!(host.link_by_name("mesh0").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_resolver_failure_degrades_the_monitor_and_changes_nothing() {
+        let host = node1();
+        host.names
+            .borrow_mut()
+            .insert("n2".into(), ips(&["192.168.77.2"]));
+        let a = agent(&[("vni", "10"), ("peers", "192.168.77.1 n2 192.168.77.3")]).unwrap();
+        with(&host, false, |cx| a.start(cx).unwrap());
+        let index = vxlan(&host, "vxlan10").0.index;
+        host.names.borrow_mut().clear();
+        let before = host.ops.borrow().len();
+        for probe in [false, true] {
+            match with(&host, probe, |cx| a.monitor(cx)).unwrap() {
+                Health::Degraded(why) => assert!(why.contains("'n2'"), "{why}"),
+                other => panic!("probe={probe}: {other:?}"),
+            }
+        }
+        assert_eq!(host.ops.borrow().len(), before, "nothing changed");
+        assert_eq!(
+            host.flood(index),
+            ips(&["192.168.77.2", "192.168.77.3"]),
+            "the unresolved peer's entry is kept"
+        );
+        // start fails (1) naming the peer, and stop still works.
+        let e = with(&host, false, |cx| a.start(cx)).unwrap_err();
+        assert_eq!(e.kind, Kind::Transient);
+        assert!(e.message.contains("'n2'"), "{}", e.message);
+        with(&host, false, |cx| a.stop(cx).unwrap());
+        assert!(host.link_by_name("vxlan10").unwrap().is_none());
     }
 
     #[test]

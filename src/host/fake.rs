@@ -26,6 +26,8 @@ pub struct FakeHost {
     pub ops: RefCell<Vec<String>>,
     /// When set, fdb_append fails after this many more entries (to test rollback).
     pub fail_fdb_after: RefCell<Option<usize>>,
+    /// When set, setting this link up fails (to test rollback of the last start step).
+    pub fail_set_up: RefCell<Option<u32>>,
 }
 
 impl FakeHost {
@@ -176,6 +178,11 @@ impl Host for FakeHost {
     }
     fn set_link(&self, index: u32, change: &LinkChange) -> Result<()> {
         self.writable()?;
+        if change.up == Some(true) && *self.fail_set_up.borrow() == Some(index) {
+            return Err(Error::transient(format!(
+                "interface {index}: No buffer space"
+            )));
+        }
         let mut links = self.links.borrow_mut();
         let Some(link) = links.iter_mut().find(|l| l.index == index) else {
             return Err(Error::not_installed(format!(

@@ -271,14 +271,14 @@ def test_corosync_nodelist_and_ipv6_underlay(mesh, tmp_path):
     )
     conf.write_text(f"totem {{\n    version: 2\n}}\nnodelist {{\n{nodes}}}\n")
     params = dict(vni=20, peers_from="corosync", address=addresses(UNDERLAY6))
-    env = {"COROSYNC_MAIN_CONFIG_FILE": str(conf)}
+    env = {"CLOUDHA_COROSYNC_CONF": str(conf)}
     for node in ("n1", "n2", "n3"):
         mesh.must(node, "start", extra_env=env, **params)
         assert mesh.link(node, "vxlan20")["mtu"] == 1430, "1500 - 70 over IPv6"
         assert UNDERLAY6[node] not in mesh.flood(node, "vxlan20")
         assert len(mesh.flood(node, "vxlan20")) == 2
     assert mesh.ping("n3", OVERLAY["n1"])
-    p = mesh.run("n1", "start", extra_env={"COROSYNC_MAIN_CONFIG_FILE": str(tmp_path / "none")}, **params)
+    p = mesh.run("n1", "start", extra_env={"CLOUDHA_COROSYNC_CONF": str(tmp_path / "none")}, **params)
     assert p.returncode == 5 and "does not exist" in p.stderr
 
 
@@ -314,5 +314,54 @@ def test_a_resolver_that_never_answers_stays_inside_the_deadline():
                               env={**env, **extra})
                 assert p.returncode == code, (action, p.stderr)
                 assert time.monotonic() - t0 < 3.5, action
+            # A running mesh whose resolver then stops answering: the name is known through
+            # the namespace's hosts file for the start, then only DNS (which hangs) knows it.
+            with open(f"{etc}/hosts", "w") as f:
+                f.write("10.78.0.3 hangs.peer.example\n")
+            node.exec(cloudha_bin(), "vxlan-fdb", "start", env=env)
+            os.unlink(f"{etc}/hosts")
+            for interval, code in [("10000", 190), ("0", 190)]:
+                t0 = time.monotonic()
+                p = node.exec(cloudha_bin(), "vxlan-fdb", "monitor", check=False,
+                              env={**env, "OCF_RESKEY_CRM_meta_interval": interval})
+                took = time.monotonic() - t0
+                reasons = [l for l in p.stderr.splitlines() if l.startswith("ocf-exit-reason:")]
+                assert p.returncode == code, (interval, p.stderr)
+                assert took < 3.5, f"monitor took {took:.1f}s with a 3 s timeout"
+                assert len(reasons) == 1 and "hangs.peer.example" in reasons[0], p.stderr
+            out = node.exec("bridge", "-j", "fdb", "show", "dev", "vxlan77").stdout
+            kept = sorted(e["dst"] for e in json.loads(out or "[]") if e["mac"] == ZERO)
+            assert kept == ["10.78.0.2", "10.78.0.3"], "the unresolved peer's entry is kept"
+            t0 = time.monotonic()
+            p = node.exec(cloudha_bin(), "vxlan-fdb", "stop", check=False, env=env)
+            assert p.returncode == 0 and time.monotonic() - t0 < 3.5, p.stderr
+            assert not [l for l in node.ipj("link", "show") if l["ifname"] == "vxlan77"]
         finally:
             shutil.rmtree(etc, ignore_errors=True)
+
+
+def test_an_mtu_the_underlay_cannot_carry_is_refused(mesh):
+    """eth0 carries 1500: over IPv4 VXLAN adds 50, so 1451 and more are refused (2) with the
+    largest mtu that fits, nothing is created, and 1450 works, twice (stable)."""
+    params = dict(vni=10, peers=peers("n1", "n2"))
+    for mtu in (1451, 9000):
+        p = mesh.run("n1", "start", mtu=mtu, **params)
+        reasons = [l for l in p.stderr.splitlines() if l.startswith("ocf-exit-reason:")]
+        assert p.returncode == 2, p.stderr
+        assert len(reasons) == 1 and "1450" in reasons[0], p.stderr
+        assert "vxlan10" not in [l["ifname"] for l in mesh.n["n1"].ipj("link", "show")]
+    for _ in range(2):
+        mesh.must("n1", "start", mtu=1450, **params)
+        assert mesh.link("n1")["mtu"] == 1450
+    mesh.must("n1", "stop", mtu=1450, **params)
+
+
+def test_template_names_are_refused_and_nothing_leaks(mesh):
+    before = sorted(l["ifname"] for l in mesh.n["n1"].ipj("link", "show"))
+    for key, name in [("ifname", "vx%d"), ("bridge", "br%d"), ("dev", "eth%d"), ("ifname", "a:b")]:
+        for _ in range(2):
+            p = mesh.run("n1", "start", vni=10, peers=peers("n1", "n2"), **{key: name})
+            reasons = [l for l in p.stderr.splitlines() if l.startswith("ocf-exit-reason:")]
+            assert p.returncode == 6, (key, name, p.stderr)
+            assert len(reasons) == 1 and "not a valid interface name" in reasons[0], p.stderr
+    assert sorted(l["ifname"] for l in mesh.n["n1"].ipj("link", "show")) == before
