@@ -439,9 +439,10 @@ impl Invocation {
                         .unwrap_or("/sys/class/dmi/id"),
                 ),
                 run_dir,
+                // corosync's own variable for where its configuration lives.
                 corosync_conf: env_path(
                     env,
-                    "CLOUDHA_COROSYNC_CONF",
+                    "COROSYNC_MAIN_CONFIG_FILE",
                     "/etc/corosync/corosync.conf",
                 ),
             },

@@ -271,14 +271,14 @@ def test_corosync_nodelist_and_ipv6_underlay(mesh, tmp_path):
     )
     conf.write_text(f"totem {{\n    version: 2\n}}\nnodelist {{\n{nodes}}}\n")
     params = dict(vni=20, peers_from="corosync", address=addresses(UNDERLAY6))
-    env = {"CLOUDHA_COROSYNC_CONF": str(conf)}
+    env = {"COROSYNC_MAIN_CONFIG_FILE": str(conf)}
     for node in ("n1", "n2", "n3"):
         mesh.must(node, "start", extra_env=env, **params)
         assert mesh.link(node, "vxlan20")["mtu"] == 1430, "1500 - 70 over IPv6"
         assert UNDERLAY6[node] not in mesh.flood(node, "vxlan20")
         assert len(mesh.flood(node, "vxlan20")) == 2
     assert mesh.ping("n3", OVERLAY["n1"])
-    p = mesh.run("n1", "start", extra_env={"CLOUDHA_COROSYNC_CONF": str(tmp_path / "none")}, **params)
+    p = mesh.run("n1", "start", extra_env={"COROSYNC_MAIN_CONFIG_FILE": str(tmp_path / "none")}, **params)
     assert p.returncode == 5 and "does not exist" in p.stderr
 
 
