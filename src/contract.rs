@@ -92,7 +92,9 @@ pub enum Caller {
 
 impl Caller {
     pub fn detect(env: &Env) -> Self {
-        if env.get("_CRS_NAME").is_some() || env.is_invalid("_CRS_NAME") {
+        // Present at all (even empty or not UTF-8) means Clusterware called: its contract then
+        // reports the bad name, rather than the OCF one answering for it.
+        if env.vars.contains_key("_CRS_NAME") || env.is_invalid("_CRS_NAME") {
             Caller::Clusterware
         } else {
             Caller::Ocf
@@ -318,6 +320,8 @@ impl Invocation {
                     input_error = Some(Error::config(
                         "_CRS_NAME (the resource name) is not valid UTF-8 text",
                     ));
+                } else if name.is_empty() {
+                    input_error = Some(Error::config("_CRS_NAME (the resource name) is empty"));
                 }
                 let conf = env_path(env, "CLOUDHA_CONFIG_DIR", "/etc/cloudha")
                     .join(format!("{name}.conf"));

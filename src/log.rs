@@ -87,7 +87,9 @@ impl<S: Subscriber> Layer<S> for Logger {
             Level::INFO => ("INFO", 6),
             _ => ("DEBUG", 7),
         };
-        let _ = writeln!(std::io::stderr(), "{}: {word}: {}", self.tag, msg.0);
+        // One bounded line, prefix included.
+        let line = crate::error::one_line(&format!("{}: {word}: {}", self.tag, msg.0));
+        let _ = writeln!(std::io::stderr(), "{line}");
         if self.crs {
             match level {
                 Level::WARN => println!("CRS_WARNING: {}", msg.0),
@@ -96,7 +98,12 @@ impl<S: Subscriber> Layer<S> for Logger {
             }
         }
         if let Some((sock, fac)) = &self.syslog {
-            let line = format!("<{}>{}: {word}: {}", fac * 8 + severity, self.tag, msg.0);
+            let line = crate::error::one_line(&format!(
+                "<{}>{}: {word}: {}",
+                fac * 8 + severity,
+                self.tag,
+                msg.0
+            ));
             let _ = sock.send(line.as_bytes());
         }
     }

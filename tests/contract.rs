@@ -241,7 +241,7 @@ fn auto_cloud_on_a_cloud_uses_its_provider() {
         .assert()
         .code(5)
         .stderr(predicate::str::contains(
-            "ocf-exit-reason:instance metadata is disabled (AWS_EC2_METADATA_DISABLED=true)",
+            "ocf-exit-reason:instance metadata is disabled (AWS_EC2_METADATA_DISABLED or",
         ));
 }
 

@@ -147,6 +147,8 @@ HEALTHY = {"start": {0}, "stop": {0}, "probe": {0}, "probe elsewhere": {7}, "mon
 # without the address needs no API (7), the recurring monitor of a healthy address stays 0.
 OUTAGE = {"start": {1}, "stop": {0}, "probe": {0, 1}, "probe elsewhere": {7}, "monitor": {0},
           "validate-all 10": {1}}
+# A probe of the holder whose cloud check is refused says what it knows: running, degraded
+# (190), or that it cannot judge (1) or is not allowed here (4).
 EXPECT = {
     "none": HEALTHY,
     "throttle burst (2)": HEALTHY,
@@ -156,13 +158,13 @@ EXPECT = {
     "slower than the deadline": OUTAGE,
     # No metadata: no credentials, no ENI. Monitor: the address is healthy, the next failover
     # is not (degraded). validate-all names the cause (1 transient or 5 not installed here).
-    "IMDS down": {"start": {1, 5}, "stop": {0}, "probe": {0, 1}, "probe elsewhere": {7},
+    "IMDS down": {"start": {1, 5}, "stop": {0}, "probe": {0, 1, 190}, "probe elsewhere": {7},
                   "monitor": {0, 190}, "validate-all 10": {1, 5}},
     "IMDS tokens revoked": HEALTHY,
     "stale reads (1.5 s)": HEALTHY,
     # Denied: start 4 (banned here, as it must be), stop 0, monitor degraded (190) with the
     # reason, never 4 for a healthy address.
-    "permission denied": {"start": {4}, "stop": {0}, "probe": {0, 1, 4},
+    "permission denied": {"start": {4}, "stop": {0}, "probe": {0, 1, 4, 190},
                           "probe elsewhere": {7}, "monitor": {190}, "validate-all 10": {4}},
 }
 ACTIONS = list(HEALTHY)

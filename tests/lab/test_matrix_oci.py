@@ -110,8 +110,10 @@ HEALTHY = {"start": {0}, "stop": {0}, "probe": {0}, "probe elsewhere": {7}, "mon
            "validate-all 10": {0}}
 OUTAGE = {"start": {1}, "stop": {0}, "probe": {0, 1}, "probe elsewhere": {7}, "monitor": {0},
           "validate-all 10": {1}}
-DENIED = {"start": {4}, "stop": {0}, "probe": {0, 1, 4}, "probe elsewhere": {7},
+DENIED = {"start": {4}, "stop": {0}, "probe": {0, 1, 4, 190}, "probe elsewhere": {7},
           "monitor": {190}, "validate-all 10": {4}}
+# A probe of the holder whose cloud check is refused says what it knows: running, degraded
+# (190), or that it cannot judge (1) or is not allowed here (4).
 EXPECT = {
     "none": HEALTHY,
     "throttle burst (2)": HEALTHY,
@@ -119,7 +121,7 @@ EXPECT = {
     "5xx": OUTAGE,
     "reset": OUTAGE,
     "slower than the deadline": OUTAGE,
-    "metadata down": {"start": {1, 5}, "stop": {0}, "probe": {0, 1}, "probe elsewhere": {7},
+    "metadata down": {"start": {1, 5}, "stop": {0}, "probe": {0, 1, 190}, "probe elsewhere": {7},
                       "monitor": {0, 190}, "validate-all 10": {1, 5}},
     # A 401 on a session token federates again once: nothing to see.
     "session tokens revoked": HEALTHY,
