@@ -6,7 +6,7 @@ export CLOUDHA_BIN := $(CARGO_TARGET_DIR)/$(TRIPLE)/debug/cloudha
 CARGO ?= cargo
 
 .PHONY: deps build test lint unit lab demo packages test-packages bench-vxlan bench-vip bench-aws \
-	bench-oci bench-route-table
+	bench-oci bench-route-table reliability
 
 deps:
 	./scripts/install-deps.sh
@@ -67,3 +67,8 @@ bench-oci: deps
 bench-route-table: deps
 	$(CARGO) build --release --locked
 	CLOUDHA_BIN=$(CARGO_TARGET_DIR)/$(TRIPLE)/release/cloudha python3 bench/route_table.py
+
+# The reliability matrix (faults, kills inside every API call, races) on the EC2 and OCI labs
+# and the no-panic sweep; prints the tables and writes docs/reliability.md. Needs root.
+reliability: deps build
+	python3 scripts/reliability.py
