@@ -197,6 +197,8 @@ class Case:
                 if t is not None:
                     break
         d = declared(self.variant.agent, self.action)
+        # The binary raises a usable timeout under a second to one (contract::MIN_TIMEOUT).
+        t = None if t is None else max(t, 1.0)
         # A usable caller timeout is the deadline; a huge one is bounded by the declared timeout
         # here, since nothing in this namespace can legitimately take longer than that.
         return min(t, d) if t is not None else d
