@@ -85,6 +85,53 @@ def check(call: Call, allowed: set[int], problems: list[str], what: str):
         problems.append(f"{what}: panicked")
 
 
+# ---------------------------------------------------------------- the faults both labs share
+
+# fault: how to arm it on the lab (node: the node whose action is judged).
+API_FAULTS = {
+    "none": lambda lab, node: None,
+    "throttle burst (2)": lambda lab, node: lab.faults.set("throttle", count=2),
+    "throttle": lambda lab, node: lab.faults.set("throttle"),
+    "5xx": lambda lab, node: lab.faults.set("http500"),
+    "reset": lambda lab, node: lab.faults.set("reset"),
+    "slower than the deadline": lambda lab, node: lab.faults.set("slow", delay=30),
+    "metadata down": lambda lab, node: node.exec(["ip", "addr", "del", f"{IMDS_IP}/32",
+                                                  "dev", "lo"]),
+    "permission denied": lambda lab, node: lab.iam.deny("*"),
+}
+HEALTHY = {"start": {0}, "stop": {0}, "probe": {0}, "probe elsewhere": {7}, "monitor": {0},
+           "validate-all 10": {0}}
+# The API is unusable: start fails (1, never 6 or 7), stop still succeeds (a failed stop
+# fences the node), a probe of the holder cannot judge (1) or keeps it (0), a probe of a node
+# without the address needs no API (7), the recurring monitor of a healthy address stays 0.
+OUTAGE = {"start": {1}, "stop": {0}, "probe": {0, 1}, "probe elsewhere": {7}, "monitor": {0},
+          "validate-all 10": {1}}
+# Denied (or every request refused): start 4 (banned here, as it must be), stop 0, the
+# recurring monitor degraded (190) with the reason, never 4 for a healthy address; a probe of
+# the holder says running-degraded, cannot judge, or not allowed here.
+DENIED = {"start": {4}, "stop": {0}, "probe": {0, 1, 4, 190}, "probe elsewhere": {7},
+          "monitor": {190}, "validate-all 10": {4}}
+API_EXPECT = {
+    "none": HEALTHY,
+    "throttle burst (2)": HEALTHY,
+    "throttle": OUTAGE,
+    "5xx": OUTAGE,
+    "reset": OUTAGE,
+    "slower than the deadline": OUTAGE,
+    # No metadata: no credentials, no ENI/VNIC. Monitor: the address is healthy, the next
+    # failover is not (degraded). validate-all names the cause (1 transient, 5 not here).
+    "metadata down": {"start": {1, 5}, "stop": {0}, "probe": {0, 1, 190},
+                      "probe elsewhere": {7}, "monitor": {0, 190}, "validate-all 10": {1, 5}},
+    "permission denied": DENIED,
+}
+ACTIONS = list(HEALTHY)
+
+
+def restore_metadata(lab):
+    for n in lab.nodes:
+        n.exec(["ip", "addr", "add", f"{IMDS_IP}/32", "dev", "lo"])
+
+
 HOLD = 2.0  # how long the lab holds the call the agent is killed in
 
 

@@ -21,7 +21,7 @@ import cloudvip  # noqa: E402
 import matrix  # noqa: E402
 import netns  # noqa: E402
 from ec2lab import Ec2Lab  # noqa: E402
-from matrix import DEADLINE_MS, IMDS_IP  # noqa: E402
+from matrix import DEADLINE_MS  # noqa: E402
 
 VIP = "10.0.1.100"
 OVERLAY = "192.168.100.10"
@@ -82,15 +82,10 @@ class Agent:
         lab.faults.clear()
         lab.iam.allow_all()
         lab.set_api_staleness(0)
-        for n in lab.nodes:
-            n.exec(["ip", "addr", "add", f"{IMDS_IP}/32", "dev", "lo"])
+        matrix.restore_metadata(lab)
 
     def reset(self, lab):
-        lab.faults.clear()
-        lab.iam.allow_all()
-        lab.set_api_staleness(0)
-        for n in lab.nodes:
-            n.exec(["ip", "addr", "add", f"{IMDS_IP}/32", "dev", "lo"])
+        self.clear_faults(lab)
         if self.name == "vip":
             for owner in lab.owners(VIP):
                 lab.ec2.unassign_private_ip_addresses(NetworkInterfaceId=owner,
@@ -126,48 +121,17 @@ AGENTS = [Agent("vip"), Agent("route-table")]
 
 # ---------------------------------------------------------------- the fault matrix
 
-# fault: how to arm it. Expected codes per action below.
 FAULTS = {
-    "none": lambda lab, node: None,
-    "throttle burst (2)": lambda lab, node: lab.faults.set("throttle", count=2),
-    "throttle": lambda lab, node: lab.faults.set("throttle"),
-    "5xx": lambda lab, node: lab.faults.set("http500"),
-    "reset": lambda lab, node: lab.faults.set("reset"),
-    "slower than the deadline": lambda lab, node: lab.faults.set("slow", delay=30),
-    "IMDS down": lambda lab, node: node.exec(["ip", "addr", "del", f"{IMDS_IP}/32",
-                                              "dev", "lo"]),
+    **matrix.API_FAULTS,
     "IMDS tokens revoked": lambda lab, node: lab.imds.expire_tokens(),
     "stale reads (1.5 s)": lambda lab, node: lab.set_api_staleness(1.5),
-    "permission denied": lambda lab, node: lab.iam.deny("*"),
 }
-HEALTHY = {"start": {0}, "stop": {0}, "probe": {0}, "probe elsewhere": {7}, "monitor": {0},
-           "validate-all 10": {0}}
-# The API is unusable: start fails (1, never 6 or 7), stop still succeeds (a failed stop
-# fences the node), a probe of the holder cannot judge (1) or keeps it (0), a probe of a node
-# without the address needs no API (7), the recurring monitor of a healthy address stays 0.
-OUTAGE = {"start": {1}, "stop": {0}, "probe": {0, 1}, "probe elsewhere": {7}, "monitor": {0},
-          "validate-all 10": {1}}
-# A probe of the holder whose cloud check is refused says what it knows: running, degraded
-# (190), or that it cannot judge (1) or is not allowed here (4).
 EXPECT = {
-    "none": HEALTHY,
-    "throttle burst (2)": HEALTHY,
-    "throttle": OUTAGE,
-    "5xx": OUTAGE,
-    "reset": OUTAGE,
-    "slower than the deadline": OUTAGE,
-    # No metadata: no credentials, no ENI. Monitor: the address is healthy, the next failover
-    # is not (degraded). validate-all names the cause (1 transient or 5 not installed here).
-    "IMDS down": {"start": {1, 5}, "stop": {0}, "probe": {0, 1, 190}, "probe elsewhere": {7},
-                  "monitor": {0, 190}, "validate-all 10": {1, 5}},
-    "IMDS tokens revoked": HEALTHY,
-    "stale reads (1.5 s)": HEALTHY,
-    # Denied: start 4 (banned here, as it must be), stop 0, monitor degraded (190) with the
-    # reason, never 4 for a healthy address.
-    "permission denied": {"start": {4}, "stop": {0}, "probe": {0, 1, 4, 190},
-                          "probe elsewhere": {7}, "monitor": {190}, "validate-all 10": {4}},
+    **matrix.API_EXPECT,
+    "IMDS tokens revoked": matrix.HEALTHY,
+    "stale reads (1.5 s)": matrix.HEALTHY,
 }
-ACTIONS = list(HEALTHY)
+ACTIONS = matrix.ACTIONS
 
 
 @pytest.mark.parametrize("action", ACTIONS)

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cloudvip  # noqa: E402
 import matrix  # noqa: E402
 import netns  # noqa: E402
-from matrix import DEADLINE_MS, IMDS_IP  # noqa: E402
+from matrix import DEADLINE_MS  # noqa: E402
 from ocilab import OciLab  # noqa: E402
 
 VIP = "10.0.1.100"
@@ -63,15 +63,10 @@ class OciVip:
         lab.faults.clear()
         lab.iam.allow_all()
         lab.set_skew(0)
-        for n in lab.nodes:
-            n.exec(["ip", "addr", "add", f"{IMDS_IP}/32", "dev", "lo"])
+        matrix.restore_metadata(lab)
 
     def reset(self, lab):
-        lab.faults.clear()
-        lab.iam.allow_all()
-        lab.set_skew(0)
-        for n in lab.nodes:
-            n.exec(["ip", "addr", "add", f"{IMDS_IP}/32", "dev", "lo"])
+        self.clear_faults(lab)
         if lab.owners(VIP):
             lab.unassign(VIP)
         for n in lab.nodes:
@@ -94,42 +89,18 @@ class OciVip:
 AGENTS = [OciVip()]
 
 FAULTS = {
-    "none": lambda lab, node: None,
-    "throttle burst (2)": lambda lab, node: lab.faults.set("throttle", count=2),
-    "throttle": lambda lab, node: lab.faults.set("throttle"),
-    "5xx": lambda lab, node: lab.faults.set("http500"),
-    "reset": lambda lab, node: lab.faults.set("reset"),
-    "slower than the deadline": lambda lab, node: lab.faults.set("slow", delay=30),
-    "metadata down": lambda lab, node: node.exec(["ip", "addr", "del", f"{IMDS_IP}/32",
-                                                  "dev", "lo"]),
+    **matrix.API_FAULTS,
     "session tokens revoked": lambda lab, node: lab.federation.expire_tokens(),
     "clock skew (400 s)": lambda lab, node: lab.set_skew(400),
-    "permission denied": lambda lab, node: lab.iam.deny("*"),
 }
-HEALTHY = {"start": {0}, "stop": {0}, "probe": {0}, "probe elsewhere": {7}, "monitor": {0},
-           "validate-all 10": {0}}
-OUTAGE = {"start": {1}, "stop": {0}, "probe": {0, 1}, "probe elsewhere": {7}, "monitor": {0},
-          "validate-all 10": {1}}
-DENIED = {"start": {4}, "stop": {0}, "probe": {0, 1, 4, 190}, "probe elsewhere": {7},
-          "monitor": {190}, "validate-all 10": {4}}
-# A probe of the holder whose cloud check is refused says what it knows: running, degraded
-# (190), or that it cannot judge (1) or is not allowed here (4).
 EXPECT = {
-    "none": HEALTHY,
-    "throttle burst (2)": HEALTHY,
-    "throttle": OUTAGE,
-    "5xx": OUTAGE,
-    "reset": OUTAGE,
-    "slower than the deadline": OUTAGE,
-    "metadata down": {"start": {1, 5}, "stop": {0}, "probe": {0, 1, 190}, "probe elsewhere": {7},
-                      "monitor": {0, 190}, "validate-all 10": {1, 5}},
+    **matrix.API_EXPECT,
     # A 401 on a session token federates again once: nothing to see.
-    "session tokens revoked": HEALTHY,
+    "session tokens revoked": matrix.HEALTHY,
     # Every signed request refused (401, "clock is off"): an admin must fix NTP.
-    "clock skew (400 s)": DENIED,
-    "permission denied": DENIED,
+    "clock skew (400 s)": matrix.DENIED,
 }
-ACTIONS = list(HEALTHY)
+ACTIONS = matrix.ACTIONS
 
 
 @pytest.mark.parametrize("action", ACTIONS)
