@@ -117,6 +117,10 @@ pub fn init(env: &Env, agent: &str, name: &str, caller: Caller) {
         // Overridable so tests can listen without touching /dev/log.
         sock.connect(env.test_hook("CLOUDHA_SYSLOG_SOCKET").unwrap_or("/dev/log"))
             .ok()?;
+        // Never wait for the syslog daemon: a full queue (a busy journald, a reader that is
+        // gone) would hold the action past its deadline. A line that does not fit is dropped;
+        // stderr still carries it.
+        sock.set_nonblocking(true).ok()?;
         Some((sock, f))
     });
     let logger = Logger {

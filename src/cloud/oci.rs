@@ -427,44 +427,61 @@ impl Oci {
             Some(k) => k,
             None => generate_session_key(&self.rt)?,
         };
-        let (token, key) = self.rt.run("instance principal federation", async {
-            let cert = self.metadata("identity/cert.pem").await?;
-            let leaf_key = self.metadata("identity/key.pem").await?;
-            let intermediate = self.metadata("identity/intermediate.pem").await?;
-            let (tenancy, fingerprint) = leaf_identity(&cert)?;
-            let leaf_key = parse_key(&leaf_key)
-                .map_err(|e| Error::transient(format!("identity/key.pem from metadata: {e}")))?;
-            // The token is bound to the public half of the session key.
-            let session = session;
-            let public = session
-                .to_public_key()
-                .to_public_key_pem(LineEnding::LF)
-                .map_err(|e| Error::failed(format!("session key: {e}")))?;
-            let body = json!({
-                "certificate": pem_body(&cert),
-                "publicKey": pem_body(&public),
-                "intermediateCertificates": [pem_body(&intermediate)],
-            })
-            .to_string()
-            .into_bytes();
-            let signer = Signer::new(format!("{tenancy}/fed-x509/{fingerprint}"), leaf_key, false);
-            let (status, headers, answer) = self.signed(&signer, "POST", &url, Some(body)).await?;
-            if status != 200 {
-                return Err(api_error(
-                    "federation (instance principal)",
-                    status,
-                    &headers,
-                    &answer,
-                ));
+        // Federation is an API call like the others: throttling and 5xx are retried with
+        // back-off inside the deadline (many nodes federate at once after a failover).
+        let mut pause = Duration::from_millis(200);
+        let (token, key) = loop {
+            let session = session.clone();
+            let attempt = self.rt.run("instance principal federation", async {
+                let cert = self.metadata("identity/cert.pem").await?;
+                let leaf_key = self.metadata("identity/key.pem").await?;
+                let intermediate = self.metadata("identity/intermediate.pem").await?;
+                let (tenancy, fingerprint) = leaf_identity(&cert)?;
+                let leaf_key = parse_key(&leaf_key).map_err(|e| {
+                    Error::transient(format!("identity/key.pem from metadata: {e}"))
+                })?;
+                // The token is bound to the public half of the session key.
+                let session = session;
+                let public = session
+                    .to_public_key()
+                    .to_public_key_pem(LineEnding::LF)
+                    .map_err(|e| Error::failed(format!("session key: {e}")))?;
+                let body = json!({
+                    "certificate": pem_body(&cert),
+                    "publicKey": pem_body(&public),
+                    "intermediateCertificates": [pem_body(&intermediate)],
+                })
+                .to_string()
+                .into_bytes();
+                let signer =
+                    Signer::new(format!("{tenancy}/fed-x509/{fingerprint}"), leaf_key, false);
+                let (status, headers, answer) =
+                    self.signed(&signer, "POST", &url, Some(body)).await?;
+                if status != 200 {
+                    return Err(api_error(
+                        "federation (instance principal)",
+                        status,
+                        &headers,
+                        &answer,
+                    ));
+                }
+                let v: Value = serde_json::from_slice(&answer)
+                    .map_err(|e| Error::transient(format!("federation answer: {e}")))?;
+                let token = v["token"]
+                    .as_str()
+                    .ok_or_else(|| Error::transient("federation answer without a token"))?
+                    .to_string();
+                Ok((token, session))
+            });
+            match attempt {
+                Err(e) if e.kind == Kind::Transient && self.rt.left() > pause => {
+                    tracing::debug!("federation: {e}; retrying in {pause:?}");
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                other => break other?,
             }
-            let v: Value = serde_json::from_slice(&answer)
-                .map_err(|e| Error::transient(format!("federation answer: {e}")))?;
-            let token = v["token"]
-                .as_str()
-                .ok_or_else(|| Error::transient("federation answer without a token"))?
-                .to_string();
-            Ok((token, session))
-        })?;
+        };
         self.store_session(&token, &key);
         Ok(Signer::new(format!("ST${token}"), key, true))
     }

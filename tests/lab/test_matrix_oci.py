@@ -28,6 +28,11 @@ REC = matrix.Recorder("oci")
 @pytest.fixture(scope="module")
 def lab():
     with OciLab(nodes=2, name="matrixoci") as lab:
+        # A probe prepares each node's session key, as Pacemaker's probes do in a cluster; the
+        # cells then time federation, not key generation.
+        for n in lab.nodes:
+            c = AGENTS[0].call(lab, n, "monitor", {"OCF_RESKEY_CRM_meta_timeout": "60000"})
+            assert c.rc == 7, c
         yield lab
 
 
@@ -71,10 +76,16 @@ class OciVip:
             lab.unassign(VIP)
         for n in lab.nodes:
             n.exec(["ip", "addr", "del", f"{VIP}/24", "dev", "eth0"])
-            # No cached session: every start federates, so federation is a kill point too.
+        for n in lab.nodes:
+            # Caches and records go, so every cell makes the same calls; the session key
+            # stays (see below).
             for f in cloudvip.run_dir(lab, n).rglob("*"):
-                if f.is_file():
+                if f.is_file() and f.name != "oci-session":
                     f.unlink()
+        # Every session token so far is refused: each cell's first call federates again (so
+        # federation is a kill point too) with the session key the node keeps, as a real
+        # node's would after its token expired (a fresh key costs seconds in a debug build).
+        lab.federation.expire_tokens()
         lab.sync()
 
     def one_owner(self, lab, node) -> list[str]:

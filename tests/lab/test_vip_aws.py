@@ -246,13 +246,14 @@ def test_permission_denied_changes_nothing(lab):
     # A stop under the same denial still succeeds (nothing to release).
     assert vip(lab, 1, "stop").rc == 0
     # A running address whose checks are denied later stays up: the data path does not need
-    # the API; the denial is logged as an error for the admin.
+    # the API; the denial makes it degraded (190) with the reason, never a ban or a failover.
     lab.iam.allow_all()
     assert vip(lab, 1, "start").rc == 0
     lab.iam.deny("DescribeNetworkInterfaces")
     r = vip(lab, 1, "monitor")
-    assert r.rc == 0, r
+    assert r.rc == 190, r
     assert "ERROR: cloud check failed" in r.err and "UnauthorizedOperation" in r.err, r.err
+    assert len(r.reasons()) == 1 and "UnauthorizedOperation" in r.reasons()[0], r.err
     lab.iam.allow_all()
     assert vip(lab, 1, "stop").rc == 0
 
@@ -506,6 +507,8 @@ def test_no_secret_or_key_id_reaches_any_log(lab, tmp_path):
     base = {"AWS_CONFIG_FILE": str(tmp_path / "config"),
             "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"),
             "HA_debug": "1", "HA_LOGFACILITY": "daemon", "CLOUDHA_SYSLOG_SOCKET": sock_path,
+            # The profile's role is assumed through the lab's STS (the SDK's own variable).
+            "AWS_ENDPOINT_URL_STS": lab.endpoint,
             "RUST_LOG": "trace"}
     t = time.monotonic()
     try:

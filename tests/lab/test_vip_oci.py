@@ -184,13 +184,14 @@ def test_permission_denied_404_and_401_forms(lab):
 
 
 def test_auth_failure_in_monitor_never_reports_not_running(lab):
-    """ocivip's open issue #2020: an authentication hiccup in monitor -> 7 -> failover."""
+    """ocivip's open issue #2020: an authentication hiccup in monitor -> 7 -> failover. Here:
+    degraded (190) with the reason, the address kept."""
     assert vip(lab, 1, "start").rc == 0
     for status in (401, 404):
         lab.iam.deny("ListPrivateIps", status=status)
         r = vip(lab, 1, "monitor")
-        assert r.rc == 0, r
-        assert "cloud check failed" in r.err
+        assert r.rc == 190, r
+        assert "cloud check failed" in r.err and len(r.reasons()) == 1
         lab.iam.allow_all()
     lab.faults.set("throttle")
     r = vip(lab, 1, "monitor", extra_env={"OCF_RESKEY_CRM_meta_timeout": "5000"})
