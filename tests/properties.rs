@@ -539,3 +539,59 @@ fn nix_mkfifo(path: &Path) {
         .unwrap();
     assert!(status.success());
 }
+
+/// Degraded reaches each caller in its own words: OCF 190 with the reason, Clusterware's
+/// check PARTIAL (4) with a CRS_WARNING line; the address is kept.
+#[test]
+fn degraded_is_190_for_ocf_and_partial_for_clusterware() {
+    let run = tempfile::tempdir().unwrap();
+    let agent = cloudha::agents::find("vip").unwrap();
+    let host_fn = |_: Instant| -> cloudha::error::Result<Box<dyn Host>> {
+        let h = lan();
+        h.addrs.borrow_mut().push(cloudha::host::Addr {
+            link: 2,
+            ip: "10.0.0.200".parse().unwrap(),
+            prefix: 24,
+        });
+        Ok(Box::new(h))
+    };
+    for crs in [false, true] {
+        let mut env = base_env(run.path());
+        if crs {
+            env.set("_CRS_NAME", "vip-crs");
+            for (k, v) in [("IP", "10.0.0.200"), ("NIC", "eth0"), ("CLOUD", "aws")] {
+                env.set(&format!("_CRS_{k}"), v);
+            }
+            let state = run.path().join("crs").join("vip-crs.state");
+            cloudha::files::write(&state, b"online\n").unwrap();
+        } else {
+            for (k, v) in [("ip", "10.0.0.200"), ("nic", "eth0"), ("cloud", "aws")] {
+                env.set(&format!("OCF_RESKEY_{k}"), v);
+            }
+            env.set("OCF_RESKEY_CRM_meta_interval", "10000");
+        }
+        let cloud = FakeCloud::default().held_by("10.0.0.200", "eth0");
+        cloud.fail(
+            cloudha::error::Error::permission("UnauthorizedOperation"),
+            1,
+        );
+        let stand = Stand {
+            cloud: Some(&cloud),
+            routes: None,
+        };
+        let word = if crs { "check" } else { "monitor" };
+        let inv = Invocation::new(agent, word, &env, &[]).unwrap();
+        let r = contract::answer(&inv, &host_fn, stand);
+        if crs {
+            assert_eq!(r.code, 4, "{r:?}");
+            assert!(r.stdout[0].starts_with("CRS_WARNING: degraded:"), "{r:?}");
+        } else {
+            assert_eq!(r.code, 190, "{r:?}");
+            assert!(
+                r.stderr[0].starts_with("ocf-exit-reason:")
+                    && r.stderr[0].contains("UnauthorizedOperation"),
+                "{r:?}"
+            );
+        }
+    }
+}
