@@ -250,9 +250,10 @@ const ENVIRONMENT: &[(&str, &str)] = &[
          (default /etc/corosync/corosync.conf).",
     ),
     (
-        "AWS_EC2_METADATA_DISABLED",
-        "true: never contact the instance metadata service; actions that need it fail with \
-         the reason.",
+        "CLOUDHA_METADATA_DISABLED, AWS_EC2_METADATA_DISABLED",
+        "true: never contact the instance metadata service (either variable, both clouds; \
+         set AWS_EC2_METADATA_DISABLED too so that the AWS SDK's own credential chain skips \
+         it); actions that need metadata fail with the reason (exit 5).",
     ),
     (
         "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE, \
