@@ -109,7 +109,8 @@ static PARAMS: &[Param] = &[
          route tables. 0 reads them on every monitor. All tables pointing here: running; none: \
          not running (7, another node took the address); some: the others are repaired in \
          place with a warning. Throttling, 5xx answers and timeouts are logged and leave a \
-         healthy resource running.",
+         healthy resource running; refused credentials or permissions report it degraded \
+         (190) with the reason.",
     )
     .ty(Type::Integer {
         min: 0,
@@ -331,7 +332,11 @@ impl RouteTable {
             local_address,
             source_dest,
             opts,
-            check_interval: Duration::from_secs(v.int("cloud_check_interval").unwrap_or(60) as u64),
+            check_interval: Duration::from_secs(
+                v.int("cloud_check_interval")
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(60),
+            ),
         }))
     }
 

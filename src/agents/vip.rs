@@ -125,8 +125,8 @@ static PARAMS: &[Param] = &[
          (remembered under /run/cloudha). Probes and OCF_CHECK_LEVEL >= 10 always ask the \
          cloud. 0 asks the cloud on every monitor. A cloud that answers that another \
          interface holds the address makes the monitor report not running (7); throttling, \
-         5xx answers, timeouts and authentication or permission failures are logged and leave \
-         a healthy resource running.",
+         5xx answers and timeouts are logged and leave a healthy resource running; \
+         authentication or permission failures report it degraded (190) with the reason.",
     )
     .ty(Type::Integer {
         min: 0,
@@ -180,8 +180,9 @@ pub static AGENT: AgentDef = AgentDef {
                deletes the private IP only with delete_on_stop. The monitor asks the cloud on \
                probes, at OCF_CHECK_LEVEL 10 and every cloud_check_interval seconds: another \
                interface holding the address gives 7, none holding it (or the Elastic IP \
-               pointing elsewhere) gives 1, and a cloud outage, throttling or an authentication \
-               hiccup of the API leaves a resource whose OS address is healthy running. \
+               pointing elsewhere) gives 1, a cloud outage or throttling leaves a resource whose \
+               OS address is healthy running, and refused credentials or permissions report it \
+               degraded (190, Clusterware PARTIAL) with the reason. \
                validate-all at OCF_CHECK_LEVEL 10 (or cloudha vip check) is a pre-flight: \
                metadata, credentials, ENI or VNIC, subnet and permissions. Exit codes: a \
                configuration that is wrong everywhere gives 6, a problem of this node only \
@@ -370,9 +371,21 @@ impl Vip {
             nic,
             cloud,
             opts,
-            check_interval: Duration::from_secs(v.int("cloud_check_interval").unwrap_or(60) as u64),
-            arp_count: v.int("arp_count").unwrap_or(5) as u32,
-            arp_interval: Duration::from_millis(v.int("arp_interval").unwrap_or(200) as u64),
+            check_interval: Duration::from_secs(
+                v.int("cloud_check_interval")
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(60),
+            ),
+            // Range-checked by the declarations; try_from keeps a wrong one from wrapping.
+            arp_count: v
+                .int("arp_count")
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(5),
+            arp_interval: Duration::from_millis(
+                v.int("arp_interval")
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(200),
+            ),
         }))
     }
 
