@@ -204,40 +204,18 @@ pub fn parse_timeout(raw: &str, scale: f64) -> Option<Duration> {
     Some(d.clamp(MIN_TIMEOUT, MAX_TIMEOUT))
 }
 
-/// The largest parameter file read; a bigger one is refused (it cannot be an agent's).
-const CONF_MAX: u64 = 1 << 20;
-
 /// Read a `key=value` file. Blank lines and `#` comments are skipped; values may be quoted.
 /// `Ok(false)` when the file does not exist; anything else unusable (a directory, a FIFO, a
 /// line that is not text) is a configuration error naming the file and line.
 pub fn read_conf(path: &Path, raw: &mut Raw) -> Result<bool> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
     let cannot = |what: String| Error::config(format!("cannot use {}: {what}", path.display()));
-    // O_NONBLOCK: a FIFO planted at the path must not hang the action in open().
-    let file = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-    {
-        Ok(f) => f,
+    // A FIFO or device planted at the path is refused without blocking; an admin's symlink
+    // to the file is followed.
+    let bytes = match crate::files::read_regular(path, true) {
+        Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(cannot(e.to_string())),
     };
-    let meta = file.metadata().map_err(|e| cannot(e.to_string()))?;
-    if !meta.is_file() {
-        return Err(cannot("it is not a regular file".into()));
-    }
-    if meta.len() > CONF_MAX {
-        return Err(cannot(format!(
-            "it has {} bytes; a parameter file has at most {CONF_MAX}",
-            meta.len()
-        )));
-    }
-    let mut bytes = Vec::new();
-    file.take(CONF_MAX + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| cannot(e.to_string()))?;
     for (n, line) in bytes.split(|b| *b == b'\n').enumerate() {
         let at = format!("{}:{}", path.display(), n + 1);
         let Ok(line) = std::str::from_utf8(line) else {

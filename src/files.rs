@@ -75,19 +75,38 @@ pub fn touch(path: &Path) -> std::io::Result<()> {
     write(path, b"")
 }
 
-/// The text of a file, never through a symlink and never more than [`READ_MAX`] bytes;
-/// a FIFO or device at the path is refused without blocking.
-pub fn read(path: &Path) -> std::io::Result<String> {
+/// The bytes of a regular file of at most [`READ_MAX`], opened without blocking (a FIFO at
+/// the path must not hang an action). `follow`: whether a symlink at the path may be followed
+/// (an admin's configuration: yes; our own run files: never). Errors say what is wrong with
+/// the file, without its path (callers name it).
+pub fn read_regular(path: &Path, follow: bool) -> std::io::Result<Vec<u8>> {
+    let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
+    if !follow {
+        flags |= libc::O_NOFOLLOW;
+    }
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .custom_flags(flags)
         .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(refuse(path, "not a regular file"));
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("it is not a regular file"));
     }
-    let mut text = String::new();
-    file.take(READ_MAX).read_to_string(&mut text)?;
-    Ok(text)
+    if meta.len() > READ_MAX {
+        return Err(std::io::Error::other(format!(
+            "it has {} bytes, more than the {READ_MAX} read",
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(READ_MAX).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// The text of one of our run files: [`read_regular`] without following a symlink.
+pub fn read(path: &Path) -> std::io::Result<String> {
+    String::from_utf8(read_regular(path, false)?)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 /// When the record was last written (a symlink is not a record).

@@ -347,24 +347,11 @@ pub fn corosync_ring0(text: &str) -> Vec<String> {
     out
 }
 
-/// The longest corosync.conf read: real ones are a few kB.
-const COROSYNC_MAX: u64 = 1 << 20;
-
-/// Read corosync.conf without blocking on something that is not a file (a FIFO would hang the
-/// action past its deadline) and without reading more than [`COROSYNC_MAX`].
+/// corosync.conf as text: a regular file of bounded size, read without blocking on a FIFO
+/// (it would hang the action past its deadline).
 fn read_corosync(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    let mut text = String::new();
-    file.take(COROSYNC_MAX).read_to_string(&mut text)?;
-    Ok(text)
+    String::from_utf8(crate::files::read_regular(path, true)?)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 fn corosync_peers(path: &Path) -> Result<Vec<Peer>> {
