@@ -22,17 +22,6 @@ use cloudha::params::{Param, Type};
 const OCF_DIR: &str = "/usr/lib/ocf/resource.d/cloudha";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Actions a person may type, per caller, in the order they are documented.
-const OCF_ACTIONS: &[&str] = &[
-    "start",
-    "stop",
-    "monitor",
-    "meta-data",
-    "validate-all",
-    "reload-agent",
-];
-const CRS_ACTIONS: &[&str] = &["check", "clean", "abort"];
-
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
@@ -450,11 +439,8 @@ fn man_agent(a: &AgentDef, date: &str) -> String {
         "The actions as advertised in the meta-data, with their default timeouts:",
     );
     let _ = writeln!(w, ".RS 4");
-    for d in a.actions {
-        if d.name == "reload-agent" && !a.has_reloadable() {
-            continue;
-        }
-        let mut s = format!("{} timeout={}s", d.name, d.timeout);
+    for d in a.advertised() {
+        let mut s = format!("{} timeout={}s", d.action.word(), d.timeout);
         if let Some(i) = d.interval {
             let _ = write!(s, " interval={i}s");
         }
@@ -588,14 +574,9 @@ fn conf_template(a: &AgentDef) -> String {
 // ---------------------------------------------------------------------------------------------
 // completions
 
-/// Actions a person may type for an agent: the OCF ones it advertises, then Clusterware's.
+/// Actions a person may type for an agent.
 fn actions(a: &AgentDef) -> Vec<&'static str> {
-    OCF_ACTIONS
-        .iter()
-        .copied()
-        .filter(|n| *n != "reload-agent" || a.has_reloadable())
-        .chain(CRS_ACTIONS.iter().copied())
-        .collect()
+    cloudha::action::typed_words(a.has_reloadable())
 }
 
 fn sh_quote(s: &str) -> String {

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use crate::action::Action;
 use crate::agents::{AgentDef, Ctx, Health, Paths};
 use crate::cloud::Cloud;
 use crate::cloud::routes::Routes;
@@ -98,58 +99,6 @@ impl Caller {
             Caller::Clusterware
         } else {
             Caller::Ocf
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Start,
-    Stop,
-    Monitor,
-    MetaData,
-    Validate,
-    ReloadAgent,
-    /// Clusterware: a forced stop that must succeed on a half-broken resource.
-    Clean,
-    /// Clusterware: called when another action hangs; a one-shot process has nothing to abort.
-    Abort,
-    /// Clusterware actions we have nothing to do for (Oracle's examples return success).
-    Ignored,
-}
-
-impl Action {
-    fn parse(caller: Caller, word: &str) -> Result<Action> {
-        Ok(match (caller, word) {
-            (_, "start") => Action::Start,
-            (_, "stop") => Action::Stop,
-            (_, "meta-data") => Action::MetaData,
-            (Caller::Ocf, "monitor" | "status") => Action::Monitor,
-            (Caller::Ocf, "validate-all") => Action::Validate,
-            (Caller::Ocf, "reload-agent") => Action::ReloadAgent,
-            (Caller::Clusterware, "check") => Action::Monitor,
-            (Caller::Clusterware, "clean") => Action::Clean,
-            (Caller::Clusterware, "abort") => Action::Abort,
-            (Caller::Clusterware, _) => Action::Ignored,
-            (Caller::Ocf, other) => {
-                return Err(Error::unimplemented(format!(
-                    "action {} is not implemented (supported: start, stop, monitor, \
-                     meta-data, validate-all, reload-agent)",
-                    shown(other)
-                )));
-            }
-        })
-    }
-
-    /// The name used for declared timeouts.
-    fn decl_name(self) -> &'static str {
-        match self {
-            Action::Start => "start",
-            Action::Stop | Action::Clean | Action::Abort | Action::Ignored => "stop",
-            Action::Monitor => "monitor",
-            Action::MetaData => "meta-data",
-            Action::Validate => "validate-all",
-            Action::ReloadAgent => "reload-agent",
         }
     }
 }
@@ -252,7 +201,10 @@ impl Invocation {
         cli: &[(String, String)],
     ) -> Result<Invocation, (Caller, Error)> {
         let caller = Caller::detect(env);
-        let action = Action::parse(caller, action_word).map_err(|e| (caller, e))?;
+        let action = match caller {
+            Caller::Ocf => Action::from_ocf(action_word).map_err(|e| (caller, e))?,
+            Caller::Clusterware => Action::from_crs(action_word),
+        };
         let mut raw = Raw::default();
         let mut input_error = None;
         let mut warnings = Vec::new();
@@ -327,14 +279,8 @@ impl Invocation {
                     conf.display(),
                     if found { "" } else { " (not found)" }
                 );
-                let word = match action {
-                    Action::Start => Some("START"),
-                    Action::Stop => Some("STOP"),
-                    Action::Monitor => Some("CHECK"),
-                    Action::Clean => Some("CLEAN"),
-                    _ => None,
-                };
-                let vars = word
+                let vars = action
+                    .crs_timeout_word()
                     .map(|w| format!("_CRS_{w}_TIMEOUT"))
                     .into_iter()
                     .chain(["_CRS_SCRIPT_TIMEOUT".to_string()]);
@@ -358,9 +304,7 @@ impl Invocation {
         for (k, v) in cli {
             raw.set(k, v, Source::CommandLine);
         }
-        let declared = Duration::from_secs(u64::from(
-            agent.timeout_of(action.decl_name()).unwrap_or(20),
-        ));
+        let declared = Duration::from_secs(u64::from(agent.timeout_of(action).unwrap_or(20)));
         if let (None, Some((var, value))) = (timeout, timeout_var) {
             warnings.push(format!(
                 "{var}={} is not a usable timeout; using the declared {} s",
@@ -520,6 +464,15 @@ impl Reply {
             let _ = err.write_all(l.as_bytes());
         }
         self.code
+    }
+}
+
+/// A refusal before any action ran (a usage error, an unknown action): the reason as the caller
+/// reads it, with `ocf` as the OCF exit code (Clusterware's is always 1).
+pub fn refusal(caller: Caller, msg: &str, ocf: i32) -> Reply {
+    match caller {
+        Caller::Ocf => Reply::code(ocf).err(line(format!("{}{msg}", reason_prefix()))),
+        Caller::Clusterware => Reply::code(1).out(line(format!("CRS_ERROR: {msg}"))),
     }
 }
 

@@ -1,6 +1,7 @@
 //! cloudha: cloud-aware HA resource agents in one binary, called by Pacemaker (OCF 1.1) or by
 //! Oracle Clusterware (ACTION_SCRIPT). See README.md for how it is invoked.
 
+pub mod action;
 pub mod agents;
 pub mod cloud;
 pub mod contract;
@@ -46,11 +47,7 @@ fn agent_command(a: &AgentDef) -> Command {
         .long_about(a.longdesc)
         .override_usage(format!("cloudha {} <ACTION> [name=value ...]", a.name))
         .after_help(metadata::params_help(a))
-        .arg(
-            Arg::new("action")
-                .help("start, stop, monitor, meta-data, validate-all, reload-agent; check: the pre-flight (validate-all at depth 10) for people (Clusterware: start, stop, check, clean, abort)")
-                .required(true),
-        )
+        .arg(Arg::new("action").help(action::cli_help()).required(true))
         .arg(
             Arg::new("params")
                 .help("parameters as name=value; they override the environment")
@@ -88,7 +85,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 println!("cloudha {}", env!("CARGO_PKG_VERSION"));
                 0
             }
-            Some(action) => dispatch(agent, action, &env, &[]),
+            Some(action) => dispatch(agent, action, &env, &[], None),
             None => usage_error(&env, &format!("no action given; usage: {argv0} <action>")),
         };
     }
@@ -111,12 +108,10 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 }
                 // `cloudha vip check ...` is the pre-flight for people: validate-all at
                 // depth 10. Under Clusterware, check stays its monitor.
-                if action == "check" && Caller::detect(&env) == Caller::Ocf {
-                    let mut env = env.clone();
-                    env.set("OCF_CHECK_LEVEL", "10");
-                    return dispatch(agent, "validate-all", &env, &cli_params);
+                if action == action::PREFLIGHT_WORD && Caller::detect(&env) == Caller::Ocf {
+                    return dispatch(agent, "validate-all", &env, &cli_params, Some(10));
                 }
-                dispatch(agent, action, &env, &cli_params)
+                dispatch(agent, action, &env, &cli_params, None)
             }
             None => {
                 let _ = cli().print_help();
@@ -148,20 +143,25 @@ pub fn main(args: Vec<OsString>) -> i32 {
     }
 }
 
+/// Run one action; `check_level` overrides the caller's depth (the pre-flight for people).
 fn dispatch(
     agent: &'static AgentDef,
     action: &str,
     env: &Env,
     cli_params: &[(String, String)],
+    check_level: Option<u32>,
 ) -> i32 {
     match Invocation::new(agent, action, env, cli_params) {
-        Ok(inv) => {
+        Ok(mut inv) => {
+            if let Some(level) = check_level {
+                inv.check_level = level;
+            }
             log::init(env, agent.name, &inv.resource, inv.caller);
             contract::execute(&inv, &real_host)
         }
         Err((caller, e)) => {
             log::init(env, agent.name, agent.name, caller);
-            report(caller, &e.message, contract::ocf_code(e.kind))
+            contract::refusal(caller, &e.message, contract::ocf_code(e.kind)).emit()
         }
     }
 }
@@ -171,21 +171,5 @@ fn usage_error(env: &Env, msg: &str) -> i32 {
 }
 
 fn usage_error_code(env: &Env, msg: &str, ocf: i32) -> i32 {
-    report(Caller::detect(env), msg, ocf)
-}
-
-fn report(caller: Caller, msg: &str, ocf: i32) -> i32 {
-    match caller {
-        Caller::Ocf => {
-            eprintln!(
-                "{}",
-                error::one_line(&format!("{}{msg}", contract::reason_prefix()))
-            );
-            ocf
-        }
-        Caller::Clusterware => {
-            println!("{}", error::one_line(&format!("CRS_ERROR: {msg}")));
-            1
-        }
-    }
+    contract::refusal(Caller::detect(env), msg, ocf).emit()
 }

@@ -10,6 +10,7 @@
 
 use std::fmt::Write;
 
+use crate::action::Action;
 use crate::agents::AgentDef;
 use crate::params::Type;
 
@@ -114,11 +115,12 @@ pub fn xml(agent: &AgentDef, dialect: Dialect) -> String {
     }
     let _ = writeln!(w, "  </parameters>");
     let _ = writeln!(w, "  <actions>");
-    for a in agent.actions {
-        if a.name == "reload-agent" && (dialect == Dialect::Ocf10 || !agent.has_reloadable()) {
+    for a in agent.advertised() {
+        // OCF 1.0 has no reload-agent.
+        if a.action == Action::ReloadAgent && dialect == Dialect::Ocf10 {
             continue;
         }
-        let mut attrs = format!("name=\"{}\" timeout=\"{}s\"", a.name, a.timeout);
+        let mut attrs = format!("name=\"{}\" timeout=\"{}s\"", a.action.word(), a.timeout);
         if let Some(i) = a.interval {
             let _ = write!(attrs, " interval=\"{i}s\"");
         }

@@ -3,6 +3,8 @@
 //! from these declarations.
 
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
+use std::time::Duration;
 
 use crate::error::{Error, Result, shown};
 
@@ -124,6 +126,181 @@ impl Param {
     }
 }
 
+/// What a Rust type needs of the declaration it is read from (checked when the [`Key`] is
+/// declared, at compile time).
+#[derive(Debug, Clone, Copy)]
+pub enum Want {
+    Text,
+    Bool,
+    /// An integer whose declared range must fit `min..=max`.
+    Int {
+        min: i128,
+        max: i128,
+    },
+    /// One of these words (the declaration's type becomes `Select` of them).
+    Word(&'static [&'static str]),
+}
+
+/// A type a parameter's value can be read as. `Default` is only what an unset value with no
+/// default reads as, which [`Key::new`] rules out for every non-optional key.
+pub trait Plain: Sized + Default {
+    const WANT: Want;
+    fn parse(raw: &str) -> Option<Self>;
+}
+
+impl Plain for String {
+    const WANT: Want = Want::Text;
+    fn parse(raw: &str) -> Option<Self> {
+        Some(raw.to_string())
+    }
+}
+
+impl Plain for bool {
+    const WANT: Want = Want::Bool;
+    fn parse(raw: &str) -> Option<Self> {
+        parse_bool(raw)
+    }
+}
+
+macro_rules! plain_int {
+    ($($t:ty),*) => {$(
+        impl Plain for $t {
+            const WANT: Want = Want::Int { min: <$t>::MIN as i128, max: <$t>::MAX as i128 };
+            fn parse(raw: &str) -> Option<Self> {
+                raw.trim().parse().ok()
+            }
+        }
+    )*};
+}
+plain_int!(u8, u16, u32, u64, i64);
+
+/// Whole seconds.
+impl Plain for Duration {
+    const WANT: Want = Want::Int {
+        min: 0,
+        max: u64::MAX as i128,
+    };
+    fn parse(raw: &str) -> Option<Self> {
+        raw.trim().parse().ok().map(Duration::from_secs)
+    }
+}
+
+/// A parameter that takes one of a fixed set of words, read as an enum.
+pub trait Choice: Sized + Copy + Default + 'static {
+    /// The words, in the order meta-data lists them.
+    const WORDS: &'static [&'static str];
+    /// The value for each word of [`Choice::WORDS`], in the same order.
+    const VALUES: &'static [Self];
+}
+
+/// Declares an enum a [`Choice`]: `choice!(SourceDest { Check = "check", ... })`.
+#[macro_export]
+macro_rules! choice {
+    ($t:ident { $($v:ident = $w:literal),+ $(,)? }) => {
+        impl $crate::params::Choice for $t {
+            const WORDS: &'static [&'static str] = &[$($w),+];
+            const VALUES: &'static [Self] = &[$($t::$v),+];
+        }
+        impl $crate::params::Plain for $t {
+            const WANT: $crate::params::Want = $crate::params::Want::Word(
+                <$t as $crate::params::Choice>::WORDS,
+            );
+            fn parse(raw: &str) -> Option<Self> {
+                <$t as $crate::params::Choice>::WORDS
+                    .iter()
+                    .position(|w| *w == raw)
+                    .map(|i| <$t as $crate::params::Choice>::VALUES[i])
+            }
+        }
+    };
+}
+
+/// A type a [`Key`] reads: a [`Plain`] type, or `Option` of one for a parameter that may be
+/// unset.
+pub trait FromValue: Sized {
+    const WANT: Want;
+    /// Whether an unset value with no default is allowed (it reads as `None`).
+    const OPTIONAL: bool;
+    fn read(raw: Option<&str>) -> Self;
+}
+
+impl<T: Plain> FromValue for T {
+    const WANT: Want = T::WANT;
+    const OPTIONAL: bool = false;
+    fn read(raw: Option<&str>) -> Self {
+        raw.and_then(T::parse).unwrap_or_default()
+    }
+}
+
+impl<T: Plain> FromValue for Option<T> {
+    const WANT: Want = T::WANT;
+    const OPTIONAL: bool = true;
+    fn read(raw: Option<&str>) -> Self {
+        raw.and_then(T::parse)
+    }
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// A parameter declaration with the Rust type its value is read as: the one name agents read
+/// a value by ([`Values::get`]), so a renamed parameter or a changed default cannot diverge
+/// from what the code reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Key<T> {
+    pub param: Param,
+    ty: PhantomData<fn() -> T>,
+}
+
+impl<T: FromValue> Key<T> {
+    /// Declare a key. A declaration that does not fit `T` (a range wider than the type, a
+    /// non-optional type with neither default nor `required`, a default that is not one of
+    /// the words) stops the build, since keys are constants.
+    pub const fn new(param: Param) -> Self {
+        let mut param = param;
+        assert!(
+            T::OPTIONAL || param.default.is_some() || param.required,
+            "a parameter read as a plain value needs a default or `required`"
+        );
+        match (T::WANT, param.ty) {
+            (Want::Text, Type::String | Type::Select(_)) | (Want::Bool, Type::Boolean) => {}
+            (Want::Int { min, max }, Type::Integer { min: lo, max: hi }) => {
+                assert!(
+                    lo as i128 >= min && hi as i128 <= max,
+                    "the declared range does not fit the type"
+                );
+            }
+            (Want::Word(words), Type::String | Type::Select(_)) => {
+                if let Some(d) = param.default {
+                    let mut i = 0;
+                    while i < words.len() && !str_eq(words[i], d) {
+                        i += 1;
+                    }
+                    assert!(i < words.len(), "the default is not one of the words");
+                }
+                param.ty = Type::Select(words);
+            }
+            _ => panic!("the declared type does not fit the Rust type"),
+        }
+        Key {
+            param,
+            ty: PhantomData,
+        }
+    }
+}
+
 /// ocf_is_true's spellings, so values written for shell agents keep working.
 pub fn parse_bool(raw: &str) -> Option<bool> {
     match raw.trim().to_ascii_lowercase().as_str() {
@@ -164,6 +341,7 @@ impl Raw {
 /// Validated values: every declared parameter that has a value or a default, type-checked.
 #[derive(Debug, Clone)]
 pub struct Values {
+    decls: &'static [Param],
     values: BTreeMap<&'static str, String>,
 }
 
@@ -210,7 +388,22 @@ impl Values {
                 None => {}
             }
         }
-        Ok(Values { values })
+        Ok(Values { decls, values })
+    }
+
+    /// The value of `key`, typed, with its declared default.
+    pub fn get<T: FromValue>(&self, key: &Key<T>) -> T {
+        debug_assert!(
+            self.decls.iter().any(|p| p.name == key.param.name),
+            "parameter {} is read but not declared by this agent",
+            key.param.name
+        );
+        T::read(
+            self.values
+                .get(key.param.name)
+                .map(String::as_str)
+                .or(key.param.default),
+        )
     }
 
     pub fn str(&self, name: &str) -> Option<&str> {
@@ -275,6 +468,69 @@ mod tests {
             assert!(e.message.contains(needle), "{} !~ {needle}", e.message);
             assert_eq!(e.kind, crate::error::Kind::Config);
         }
+    }
+
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    enum Mode {
+        #[default]
+        A,
+        B,
+    }
+    crate::choice!(Mode { A = "a", B = "b" });
+
+    const IP: Key<String> = Key::new(Param::new("ip", "address", "the address").required());
+    const COUNT: Key<u8> = Key::new(
+        Param::new("count", "n", "n")
+            .ty(Type::Integer { min: 0, max: 10 })
+            .default("3"),
+    );
+    const FLAG: Key<bool> = Key::new(
+        Param::new("flag", "f", "f")
+            .ty(Type::Boolean)
+            .default("false"),
+    );
+    const MODE: Key<Mode> = Key::new(Param::new("mode", "m", "m").default("a"));
+    const NOTE: Key<Option<String>> = Key::new(Param::new("note", "n", "n"));
+    const WAIT: Key<Option<Duration>> =
+        Key::new(Param::new("wait", "w", "w").ty(Type::Integer { min: 0, max: 60 }));
+    static KEYED: &[Param] = &[
+        IP.param,
+        COUNT.param,
+        FLAG.param,
+        MODE.param,
+        NOTE.param,
+        WAIT.param,
+    ];
+
+    #[test]
+    fn typed_keys_read_the_declared_type_and_default() {
+        let v = Values::validate(KEYED, &raw(&[("ip", " x "), ("mode", "b")])).unwrap();
+        assert_eq!(v.get(&IP), "x");
+        assert_eq!(v.get(&COUNT), 3);
+        assert!(!v.get(&FLAG));
+        assert_eq!(v.get(&MODE), Mode::B);
+        assert_eq!(v.get(&NOTE), None);
+        assert_eq!(v.get(&WAIT), None);
+        let v = Values::validate(
+            KEYED,
+            &raw(&[
+                ("ip", "x"),
+                ("count", "10"),
+                ("flag", "on"),
+                ("note", "hi"),
+                ("wait", "7"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(v.get(&COUNT), 10);
+        assert!(v.get(&FLAG));
+        assert_eq!(v.get(&MODE), Mode::A);
+        assert_eq!(v.get(&NOTE).as_deref(), Some("hi"));
+        assert_eq!(v.get(&WAIT), Some(Duration::from_secs(7)));
+        // A choice's words become the declared select, so meta-data lists them.
+        assert!(matches!(MODE.param.ty, Type::Select(["a", "b"])));
+        let e = Values::validate(KEYED, &raw(&[("ip", "x"), ("mode", "c")])).unwrap_err();
+        assert!(e.message.contains("not one of: a, b"), "{}", e.message);
     }
 
     #[test]

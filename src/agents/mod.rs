@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use crate::action::Action;
 use crate::cloud::Cloud;
 use crate::cloud::routes::Routes;
 use crate::error::Result;
@@ -24,16 +25,16 @@ pub fn find(name: &str) -> Option<&'static AgentDef> {
 /// An action as advertised in meta-data (timeouts and intervals in seconds).
 #[derive(Debug, Clone, Copy)]
 pub struct ActionDecl {
-    pub name: &'static str,
+    pub action: Action,
     pub timeout: u32,
     pub interval: Option<u32>,
     pub depth: Option<u32>,
 }
 
 impl ActionDecl {
-    pub const fn new(name: &'static str, timeout: u32) -> Self {
+    pub const fn new(action: Action, timeout: u32) -> Self {
         ActionDecl {
-            name,
+            action,
             timeout,
             interval: None,
             depth: None,
@@ -50,13 +51,13 @@ impl ActionDecl {
 /// reloadable.
 pub const fn standard_actions(start: u32, stop: u32, monitor: u32) -> [ActionDecl; 7] {
     [
-        ActionDecl::new("start", start),
-        ActionDecl::new("stop", stop),
-        ActionDecl::new("monitor", monitor).every(10, 0),
-        ActionDecl::new("monitor", monitor).every(60, 10),
-        ActionDecl::new("meta-data", 5),
-        ActionDecl::new("validate-all", 20),
-        ActionDecl::new("reload-agent", 20),
+        ActionDecl::new(Action::Start, start),
+        ActionDecl::new(Action::Stop, stop),
+        ActionDecl::new(Action::Monitor, monitor).every(10, 0),
+        ActionDecl::new(Action::Monitor, monitor).every(60, 10),
+        ActionDecl::new(Action::MetaData, 5),
+        ActionDecl::new(Action::Validate, 20),
+        ActionDecl::new(Action::ReloadAgent, 20),
     ]
 }
 
@@ -81,12 +82,23 @@ impl AgentDef {
     pub fn has_reloadable(&self) -> bool {
         self.params.iter().any(|p| p.reloadable)
     }
-    /// The declared timeout of an action, used when the caller gives none.
-    pub fn timeout_of(&self, action: &str) -> Option<u32> {
+    /// The declared timeout of an action, used when the caller gives none. Clusterware's
+    /// clean and abort are bounded like a stop.
+    pub fn timeout_of(&self, action: Action) -> Option<u32> {
+        let action = match action {
+            Action::Clean | Action::Abort | Action::Ignored => Action::Stop,
+            a => a,
+        };
         self.actions
             .iter()
-            .find(|a| a.name == action)
+            .find(|a| a.action == action)
             .map(|a| a.timeout)
+    }
+    /// The actions this agent advertises: `reload-agent` only when a parameter is reloadable.
+    pub fn advertised(&self) -> impl Iterator<Item = &ActionDecl> {
+        self.actions
+            .iter()
+            .filter(|a| a.action != Action::ReloadAgent || self.has_reloadable())
     }
 }
 

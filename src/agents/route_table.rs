@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::vip::check_ifname;
-use super::{ActionDecl, Agent, AgentDef, Ctx, Health};
+use super::{Action, ActionDecl, Agent, AgentDef, Ctx, Health};
 use crate::cloud::aws::Aws;
 use crate::cloud::routes::{Change, Dest, EniInfo, Needs, Routes, Selection, Table};
 use crate::cloud::{self};
@@ -120,12 +120,12 @@ static PARAMS: &[Param] = &[
 ];
 
 static ACTIONS: [ActionDecl; 6] = [
-    ActionDecl::new("start", 30),
-    ActionDecl::new("stop", 20),
-    ActionDecl::new("monitor", 20).every(10, 0),
-    ActionDecl::new("monitor", 30).every(60, 10),
-    ActionDecl::new("meta-data", 5),
-    ActionDecl::new("validate-all", 30),
+    ActionDecl::new(Action::Start, 30),
+    ActionDecl::new(Action::Stop, 20),
+    ActionDecl::new(Action::Monitor, 20).every(10, 0),
+    ActionDecl::new(Action::Monitor, 30).every(60, 10),
+    ActionDecl::new(Action::MetaData, 5),
+    ActionDecl::new(Action::Validate, 30),
 ];
 
 pub static AGENT: AgentDef = AgentDef {
