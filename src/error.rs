@@ -33,6 +33,15 @@ pub struct Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// One constructor per kind: `Error::config(msg)` and so on.
+macro_rules! kinds {
+    ($($f:ident => $k:ident),* $(,)?) => {$(
+        pub fn $f(m: impl Into<String>) -> Self {
+            Self::new(Kind::$k, m)
+        }
+    )*};
+}
+
 impl Error {
     pub fn new(kind: Kind, message: impl Into<String>) -> Self {
         Error {
@@ -40,26 +49,14 @@ impl Error {
             message: message.into(),
         }
     }
-    pub fn config(m: impl Into<String>) -> Self {
-        Self::new(Kind::Config, m)
-    }
-    pub fn host_args(m: impl Into<String>) -> Self {
-        Self::new(Kind::HostArgs, m)
-    }
-    pub fn not_installed(m: impl Into<String>) -> Self {
-        Self::new(Kind::NotInstalled, m)
-    }
-    pub fn permission(m: impl Into<String>) -> Self {
-        Self::new(Kind::Permission, m)
-    }
-    pub fn unimplemented(m: impl Into<String>) -> Self {
-        Self::new(Kind::Unimplemented, m)
-    }
-    pub fn failed(m: impl Into<String>) -> Self {
-        Self::new(Kind::Failed, m)
-    }
-    pub fn transient(m: impl Into<String>) -> Self {
-        Self::new(Kind::Transient, m)
+    kinds! {
+        config => Config,
+        host_args => HostArgs,
+        not_installed => NotInstalled,
+        permission => Permission,
+        unimplemented => Unimplemented,
+        failed => Failed,
+        transient => Transient,
     }
 
     /// Prefix the message with what we were doing, keeping the kind.

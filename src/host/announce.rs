@@ -62,6 +62,22 @@ fn socket(domain: i32, ty: i32, proto: i32, what: &str) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// One datagram `buf` to the socket address `addr` (a `libc::sockaddr_*`) on a raw socket.
+fn send_raw<A>(fd: &OwnedFd, buf: &[u8], addr: &A, what: &str) -> Result<()> {
+    // SAFETY: buffer and address are valid for the lengths given.
+    let n = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            0,
+            (addr as *const A).cast(),
+            std::mem::size_of::<A>() as u32,
+        )
+    };
+    if n < 0 { Err(os_err(what)) } else { Ok(()) }
+}
+
 /// Send `count` announcements `interval` apart, never past `deadline`.
 pub fn send(
     link: &Link,
@@ -92,24 +108,7 @@ pub fn send(
             sll.sll_ifindex = link.index as i32;
             sll.sll_halen = 6;
             sll.sll_addr[..6].copy_from_slice(&[0xff; 6]);
-            Box::new(move || {
-                // SAFETY: buffer and address are valid for the lengths given.
-                let n = unsafe {
-                    libc::sendto(
-                        fd.as_raw_fd(),
-                        frame.as_ptr().cast(),
-                        frame.len(),
-                        0,
-                        (&sll as *const libc::sockaddr_ll).cast(),
-                        std::mem::size_of::<libc::sockaddr_ll>() as u32,
-                    )
-                };
-                if n < 0 {
-                    Err(os_err("sending gratuitous ARP"))
-                } else {
-                    Ok(())
-                }
-            })
+            Box::new(move || send_raw(&fd, &frame, &sll, "sending gratuitous ARP"))
         }
         IpAddr::V6(v6) => {
             let fd = socket(
@@ -145,24 +144,7 @@ pub fn send(
             dst.sin6_family = libc::AF_INET6 as u16;
             dst.sin6_addr.s6_addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1).octets();
             dst.sin6_scope_id = link.index;
-            Box::new(move || {
-                // SAFETY: buffer and address are valid for the lengths given.
-                let n = unsafe {
-                    libc::sendto(
-                        fd.as_raw_fd(),
-                        msg.as_ptr().cast(),
-                        msg.len(),
-                        0,
-                        (&dst as *const libc::sockaddr_in6).cast(),
-                        std::mem::size_of::<libc::sockaddr_in6>() as u32,
-                    )
-                };
-                if n < 0 {
-                    Err(os_err("sending neighbour advertisement"))
-                } else {
-                    Ok(())
-                }
-            })
+            Box::new(move || send_raw(&fd, &msg, &dst, "sending neighbour advertisement"))
         }
     };
     for i in 0..count {

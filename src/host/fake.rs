@@ -31,15 +31,20 @@ pub struct FakeHost {
 }
 
 impl FakeHost {
-    pub fn with_link(self, index: u32, name: &str, cidr: Option<(&str, u8)>) -> Self {
+    /// A link with a MAC made of its index (`kind` tells plain links from created devices).
+    fn push_link(&self, index: u32, name: &str, up: bool, kind: u8, mtu: u32) {
         self.links.borrow_mut().push(Link {
             index,
             name: name.to_string(),
-            admin_up: true,
-            carrier: true,
-            mac: vec![2, 0, 0, 0, 0, index as u8],
-            mtu: 1500,
+            admin_up: up,
+            carrier: up,
+            mac: vec![2, 0, 0, 0, kind, index as u8],
+            mtu,
         });
+    }
+
+    pub fn with_link(self, index: u32, name: &str, cidr: Option<(&str, u8)>) -> Self {
+        self.push_link(index, name, true, 0, 1500);
         if let Some((ip, prefix)) = cidr {
             self.addrs.borrow_mut().push(Addr {
                 link: index,
@@ -86,14 +91,7 @@ impl FakeHost {
             .max()
             .unwrap_or(0)
             + 1;
-        self.links.borrow_mut().push(Link {
-            index,
-            name: name.to_string(),
-            admin_up: false,
-            carrier: false,
-            mac: vec![2, 0, 0, 0, 1, index as u8],
-            mtu,
-        });
+        self.push_link(index, name, false, 1, mtu);
         self.details.borrow_mut().insert(index, details);
         Ok(index)
     }
