@@ -5,11 +5,12 @@ pub mod action;
 pub mod agents;
 pub mod cloud;
 pub mod contract;
+pub mod docs;
 pub mod error;
 pub mod files;
 pub mod host;
 pub mod log;
-pub mod metadata;
+pub use docs::metadata;
 pub mod params;
 
 use std::ffi::OsString;

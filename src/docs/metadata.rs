@@ -14,6 +14,8 @@ use crate::action::Action;
 use crate::agents::AgentDef;
 use crate::params::Type;
 
+use super::wrap;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     Ocf10,
@@ -171,21 +173,4 @@ pub fn params_help(agent: &AgentDef) -> String {
         }
     }
     s
-}
-
-/// Words of `text` in lines of at most `width` characters (a longer word gets its own line).
-pub fn wrap(text: &str, width: usize) -> Vec<String> {
-    let mut lines = vec![String::new()];
-    for word in text.split_whitespace() {
-        let cur = lines.last_mut().expect("never empty");
-        if !cur.is_empty() && cur.len() + 1 + word.len() > width {
-            lines.push(word.to_string());
-        } else {
-            if !cur.is_empty() {
-                cur.push(' ');
-            }
-            cur.push_str(word);
-        }
-    }
-    lines
 }
