@@ -201,6 +201,15 @@ macro_rules! choice {
             const WORDS: &'static [&'static str] = &[$($w),+];
             const VALUES: &'static [Self] = &[$($t::$v),+];
         }
+        impl $t {
+            /// The parameter word of this value.
+            #[allow(dead_code)]
+            pub fn word(self) -> &'static str {
+                match self {
+                    $($t::$v => $w),+
+                }
+            }
+        }
         impl $crate::params::Plain for $t {
             const WANT: $crate::params::Want = $crate::params::Want::Word(
                 <$t as $crate::params::Choice>::WORDS,
@@ -391,10 +400,16 @@ impl Values {
         Ok(Values { decls, values })
     }
 
+    /// Whether this agent declares `key` (shared readers such as the cloud options read only
+    /// the keys an agent takes).
+    pub fn declares<T>(&self, key: &Key<T>) -> bool {
+        self.decls.iter().any(|p| p.name == key.param.name)
+    }
+
     /// The value of `key`, typed, with its declared default.
     pub fn get<T: FromValue>(&self, key: &Key<T>) -> T {
         debug_assert!(
-            self.decls.iter().any(|p| p.name == key.param.name),
+            self.declares(key),
             "parameter {} is read but not declared by this agent",
             key.param.name
         );

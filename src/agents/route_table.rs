@@ -15,9 +15,9 @@ use crate::cloud::routes::{Change, Dest, EniInfo, Needs, Routes, Selection, Tabl
 use crate::cloud::{self};
 use crate::error::{Error, Kind, Result, shown};
 use crate::host::{Host, Link};
-use crate::params::{Param, Type, Values};
+use crate::params::{Key, Param, Type, Values};
 
-static PARAMS: &[Param] = &[
+const IP: Key<String> = Key::new(
     Param::new(
         "ip",
         "Overlay IP address",
@@ -29,6 +29,9 @@ static PARAMS: &[Param] = &[
     )
     .required()
     .unique_group("address"),
+);
+
+const ROUTE_TABLES: Key<String> = Key::new(
     Param::new(
         "route_tables",
         "Route tables",
@@ -39,6 +42,9 @@ static PARAMS: &[Param] = &[
          simply no longer managed).",
     )
     .default("auto"),
+);
+
+const CREATE_MISSING: Key<bool> = Key::new(
     Param::new(
         "create_missing",
         "Create missing routes",
@@ -48,13 +54,17 @@ static PARAMS: &[Param] = &[
     )
     .ty(Type::Boolean)
     .default("false"),
-    Param::new(
-        "nic",
-        "Network interface",
-        "The interface whose ENI the routes point at, and where the address is configured. \
+);
+
+const NIC: Key<Option<String>> = Key::new(Param::new(
+    "nic",
+    "Network interface",
+    "The interface whose ENI the routes point at, and where the address is configured. \
          Default: the interface of the route this node uses towards ip (normally the default \
          route).",
-    ),
+));
+
+const LOCAL_ADDRESS: Key<bool> = Key::new(
     Param::new(
         "local_address",
         "Configure the address locally",
@@ -64,6 +74,9 @@ static PARAMS: &[Param] = &[
     )
     .ty(Type::Boolean)
     .default("true"),
+);
+
+const SOURCE_DEST_CHECK: Key<SourceDest> = Key::new(
     Param::new(
         "source_dest_check",
         "Source/destination check handling",
@@ -74,49 +87,20 @@ static PARAMS: &[Param] = &[
     )
     .ty(Type::Select(&["check", "disable", "ignore"]))
     .default("check"),
-    Param::new(
-        "region",
-        "AWS region",
-        "The region of the EC2 API. Default: AWS_REGION, then the instance's own region from \
-         instance metadata.",
-    ),
-    Param::new(
-        "profile",
-        "AWS profile",
-        "A profile of the AWS config and credentials files (looked for in the home directory \
-         of the user the agent runs as when HOME is unset). Default: the standard credential \
-         chain (environment, profile, instance role).",
-    ),
-    Param::new(
-        "role_arn",
-        "IAM role for route changes",
-        "Assume this role (STS AssumeRole) with the node's credentials for every EC2 call, e.g. \
-         a role allowed to change the route tables (or one of the account that owns a shared \
-         VPC) while the instance role stays minimal.",
-    ),
-    Param::new(
-        "endpoint_url",
-        "EC2 endpoint URL",
-        "Send EC2 calls to this URL instead of the regional endpoint, e.g. a VPC interface \
-         endpoint. HTTPS_PROXY and NO_PROXY from the environment are honoured.",
-    ),
-    Param::new(
-        "cloud_check_interval",
-        "Seconds between cloud checks",
-        "A recurring monitor at depth 0 looks only at the local address and makes no API \
-         call, except once this many seconds have passed since the last good check \
-         (remembered under /run/cloudha). Probes and OCF_CHECK_LEVEL >= 10 always read the \
-         route tables. 0 reads them on every monitor. All tables pointing here: running; none: \
-         not running (7, another node took the address); some: the others are repaired in \
-         place with a warning. Throttling, 5xx answers and timeouts are logged and leave a \
-         healthy resource running; refused credentials or permissions report it degraded \
-         (190) with the reason.",
-    )
-    .ty(Type::Integer {
-        min: 0,
-        max: 86_400,
-    })
-    .default("60"),
+);
+
+static PARAMS: &[Param] = &[
+    IP.param,
+    ROUTE_TABLES.param,
+    CREATE_MISSING.param,
+    NIC.param,
+    LOCAL_ADDRESS.param,
+    SOURCE_DEST_CHECK.param,
+    cloud::params::REGION.param,
+    cloud::params::PROFILE.param,
+    cloud::params::ROLE_ARN.param,
+    cloud::params::ENDPOINT_URL.param,
+    cloud::params::CLOUD_CHECK_INTERVAL.param,
 ];
 
 static ACTIONS: [ActionDecl; 6] = [
@@ -155,12 +139,18 @@ pub static AGENT: AgentDef = AgentDef {
     build: RouteTable::build,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 enum SourceDest {
+    #[default]
     Check,
     Disable,
     Ignore,
 }
+crate::choice!(SourceDest {
+    Check = "check",
+    Disable = "disable",
+    Ignore = "ignore",
+});
 
 pub struct RouteTable {
     ip: Ipv4Addr,
@@ -288,9 +278,9 @@ fn combine(what: &str, results: Vec<(String, Result<()>)>) -> Result<()> {
 
 impl RouteTable {
     fn build(v: &Values) -> Result<Box<dyn Agent>> {
-        let (ip, dest) = parse_ip(v.str("ip").unwrap_or_default().trim())?;
-        let tables = parse_tables(v.str("route_tables").unwrap_or("auto"))?;
-        let local_address = v.bool("local_address").unwrap_or(true);
+        let (ip, dest) = parse_ip(v.get(&IP).trim())?;
+        let tables = parse_tables(&v.get(&ROUTE_TABLES))?;
+        let local_address = v.get(&LOCAL_ADDRESS);
         if local_address && dest.len < 31 && (ip == dest.net || ip == broadcast(dest)) {
             return Err(Error::config(format!(
                 "ip={ip}/{} is the network or broadcast address of {dest}; give a host address \
@@ -298,31 +288,19 @@ impl RouteTable {
                 dest.len
             )));
         }
-        let create_missing = v.bool("create_missing").unwrap_or(false);
+        let create_missing = v.get(&CREATE_MISSING);
         if create_missing && tables == Selection::Auto {
             return Err(Error::config(
                 "create_missing=true needs the route tables listed in route_tables: auto only \
                  finds tables that already hold the route",
             ));
         }
-        let nic = v.str("nic").filter(|s| !s.is_empty()).map(str::to_string);
+        let nic = v.get(&NIC);
         if let Some(n) = &nic {
             check_ifname("nic", n)?;
         }
-        let opt = |k: &str| v.str(k).filter(|s| !s.is_empty()).map(str::to_string);
-        let opts = cloud::Options {
-            region: opt("region"),
-            profile: opt("profile"),
-            role_arn: opt("role_arn"),
-            endpoint_url: opt("endpoint_url"),
-            ..Default::default()
-        };
-        opts.check()?;
-        let source_dest = match v.str("source_dest_check") {
-            Some("disable") => SourceDest::Disable,
-            Some("ignore") => SourceDest::Ignore,
-            _ => SourceDest::Check,
-        };
+        let opts = cloud::Options::from_values(v)?;
+        let source_dest = v.get(&SOURCE_DEST_CHECK);
         Ok(Box::new(RouteTable {
             ip,
             dest,
@@ -332,11 +310,7 @@ impl RouteTable {
             local_address,
             source_dest,
             opts,
-            check_interval: Duration::from_secs(
-                v.int("cloud_check_interval")
-                    .and_then(|n| u64::try_from(n).ok())
-                    .unwrap_or(60),
-            ),
+            check_interval: v.get(&cloud::params::CLOUD_CHECK_INTERVAL),
         }))
     }
 

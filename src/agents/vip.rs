@@ -7,12 +7,12 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::{ActionDecl, Agent, AgentDef, Ctx, Health, standard_actions};
-use crate::cloud::{self, Cloud, CloudKind, Owner};
+use crate::cloud::{self, Cloud, CloudChoice, CloudKind, Owner};
 use crate::error::{Error, Result, shown};
 use crate::host::{Host, Link, MAX_IFNAME, contains};
-use crate::params::{Param, Type, Values};
+use crate::params::{Key, Param, Type, Values};
 
-static PARAMS: &[Param] = &[
+const IP: Key<String> = Key::new(
     Param::new(
         "ip",
         "Virtual IP address",
@@ -22,6 +22,9 @@ static PARAMS: &[Param] = &[
     )
     .required()
     .unique_group("address"),
+);
+
+const CIDR_NETMASK: Key<Option<u8>> = Key::new(
     Param::new(
         "cidr_netmask",
         "Prefix length",
@@ -29,12 +32,16 @@ static PARAMS: &[Param] = &[
          subnet of nic that contains ip, or 32 (128 for IPv6) when no subnet of nic contains it.",
     )
     .ty(Type::Integer { min: 1, max: 128 }),
-    Param::new(
-        "nic",
-        "Network interface",
-        "The interface that carries the address. Default: the interface of the directly \
+);
+
+const NIC: Key<Option<String>> = Key::new(Param::new(
+    "nic",
+    "Network interface",
+    "The interface that carries the address. Default: the interface of the directly \
          connected route towards ip.",
-    ),
+));
+
+const CLOUD: Key<CloudChoice> = Key::new(
     Param::new(
         "cloud",
         "Cloud provider",
@@ -47,92 +54,9 @@ static PARAMS: &[Param] = &[
     )
     .ty(Type::Select(&["auto", "none", "aws", "oci"]))
     .default("auto"),
-    Param::new(
-        "region",
-        "Cloud region",
-        "The region of the cloud API (aws: us-east-1; oci: us-ashburn-1). Default: AWS_REGION \
-         (aws) or the config file's region (oci api_key), then the instance's own region from \
-         instance metadata.",
-    ),
-    Param::new(
-        "profile",
-        "Profile of the cloud config file",
-        "aws: a profile of the AWS config and credentials files; default: the standard \
-         credential chain (environment, profile, instance role). oci: a profile of the OCI \
-         config file (oci_auth=api_key); default DEFAULT. Pacemaker may run agents without \
-         HOME: the files are then looked for in the home directory of the user the agent runs \
-         as (/root/.aws, /root/.oci), unless AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE or \
-         config_file say otherwise.",
-    ),
-    Param::new(
-        "role_arn",
-        "IAM role to assume (aws)",
-        "Assume this role (STS AssumeRole) with the node's credentials and make the EC2 calls \
-         with it, e.g. a role of another account that owns a shared VPC.",
-    ),
-    Param::new(
-        "endpoint_url",
-        "Cloud API endpoint URL",
-        "Send the cloud API calls to this URL instead of the regional endpoint: aws, e.g. a VPC \
-         interface endpoint (https://vpce-....ec2.eu-west-1.vpce.amazonaws.com), with \
-         HTTPS_PROXY and NO_PROXY from the environment honoured; oci, the core services \
-         endpoint (default https://iaas.<region>.oraclecloud.com).",
-    ),
-    Param::new(
-        "eip_allocation_id",
-        "Elastic IP allocation id (aws)",
-        "Also associate this Elastic IP (eipalloc-...) with ip on this node's ENI at start \
-         (allowing reassociation), so the public address follows; stop disassociates it only \
-         when it still points at this node.",
-    ),
-    Param::new(
-        "oci_auth",
-        "OCI authentication",
-        "instance_principal: the instance's own identity (certificate from instance metadata, \
-         exchanged for a session token that is kept in /run/cloudha and renewed before it \
-         expires; needs a dynamic group and a policy such as: allow dynamic-group <nodes> to \
-         use virtual-network-family in compartment <compartment>). api_key: a user's API key \
-         from the OCI config file (config_file, profile).",
-    )
-    .ty(Type::Select(&["instance_principal", "api_key"]))
-    .default("instance_principal"),
-    Param::new(
-        "config_file",
-        "OCI config file",
-        "The OCI config file of oci_auth=api_key (user, fingerprint, tenancy, region, key_file). \
-         Default: ~/.oci/config of the user the agent runs as.",
-    ),
-    Param::new(
-        "auth_endpoint_url",
-        "OCI federation endpoint URL",
-        "Where instance principals get their session token. Default: \
-         https://auth.<region>.<realm domain> from instance metadata.",
-    ),
-    Param::new(
-        "delete_on_stop",
-        "Delete the private IP at stop (oci)",
-        "With cloud=oci, stop deletes the private IP object when this VNIC still holds it. By \
-         default it is left in place: the next node's start moves it (one update instead of a \
-         create).",
-    )
-    .ty(Type::Boolean)
-    .default("false"),
-    Param::new(
-        "cloud_check_interval",
-        "Seconds between cloud checks",
-        "A recurring monitor at depth 0 looks only at the OS address and makes no cloud API \
-         call, except once this many seconds have passed since the last successful check \
-         (remembered under /run/cloudha). Probes and OCF_CHECK_LEVEL >= 10 always ask the \
-         cloud. 0 asks the cloud on every monitor. A cloud that answers that another \
-         interface holds the address makes the monitor report not running (7); throttling, \
-         5xx answers and timeouts are logged and leave a healthy resource running; \
-         authentication or permission failures report it degraded (190) with the reason.",
-    )
-    .ty(Type::Integer {
-        min: 0,
-        max: 86_400,
-    })
-    .default("60"),
+);
+
+const ARP_COUNT: Key<u32> = Key::new(
     Param::new(
         "arp_count",
         "Number of announcements",
@@ -144,6 +68,9 @@ static PARAMS: &[Param] = &[
     .ty(Type::Integer { min: 0, max: 100 })
     .default("5")
     .reloadable(),
+);
+
+const ARP_INTERVAL: Key<u64> = Key::new(
     Param::new(
         "arp_interval",
         "Milliseconds between announcements",
@@ -156,6 +83,25 @@ static PARAMS: &[Param] = &[
     })
     .default("200")
     .reloadable(),
+);
+
+static PARAMS: &[Param] = &[
+    IP.param,
+    CIDR_NETMASK.param,
+    NIC.param,
+    CLOUD.param,
+    cloud::params::REGION.param,
+    cloud::params::PROFILE.param,
+    cloud::params::ROLE_ARN.param,
+    cloud::params::ENDPOINT_URL.param,
+    cloud::params::EIP_ALLOCATION_ID.param,
+    cloud::params::OCI_AUTH.param,
+    cloud::params::CONFIG_FILE.param,
+    cloud::params::AUTH_ENDPOINT_URL.param,
+    cloud::params::DELETE_ON_STOP.param,
+    cloud::params::CLOUD_CHECK_INTERVAL.param,
+    ARP_COUNT.param,
+    ARP_INTERVAL.param,
 ];
 
 static ACTIONS: [ActionDecl; 7] = standard_actions(20, 20, 20);
@@ -302,59 +248,52 @@ fn check_in_subnet(ip: IpAddr, prefix: u8) -> Result<()> {
 
 impl Vip {
     fn build(v: &Values) -> Result<Box<dyn Agent>> {
-        let ip = check_ip(v.str("ip").unwrap_or_default())?;
-        let prefix = v.int("cidr_netmask").map(|p| p as u8);
+        let ip = check_ip(&v.get(&IP))?;
+        let prefix = v.get(&CIDR_NETMASK);
         if let Some(p) = prefix {
             check_in_subnet(ip, p)?;
         }
-        let nic = v.str("nic").map(str::to_string);
+        let nic = v.get(&NIC);
         if let Some(n) = &nic {
             check_ifname("nic", n)?;
         }
-        let cloud = match v.str("cloud") {
-            Some("none") => Some(CloudKind::None),
-            Some("aws") => Some(CloudKind::Aws),
-            Some("oci") => Some(CloudKind::Oci),
-            _ => None,
+        let choice = v.get(&CLOUD);
+        let cloud = match choice {
+            CloudChoice::None => Some(CloudKind::None),
+            CloudChoice::Aws => Some(CloudKind::Aws),
+            CloudChoice::Oci => Some(CloudKind::Oci),
+            CloudChoice::Auto => None,
         };
-        let opt = |k: &str| v.str(k).filter(|s| !s.is_empty()).map(str::to_string);
-        let opts = cloud::Options {
-            region: opt("region"),
-            profile: opt("profile"),
-            role_arn: opt("role_arn"),
-            endpoint_url: opt("endpoint_url"),
-            eip_allocation_id: opt("eip_allocation_id"),
-            oci_auth: opt("oci_auth"),
-            config_file: opt("config_file"),
-            auth_endpoint_url: opt("auth_endpoint_url"),
-            delete_on_stop: v.bool("delete_on_stop").unwrap_or(false),
-        };
-        opts.check()?;
+        let opts = cloud::Options::from_values(v)?;
+        use cloud::params::*;
+        let set = |k: &Key<Option<String>>| v.get(k).is_some();
         let cloud_only = [
-            "region",
-            "profile",
-            "role_arn",
-            "endpoint_url",
-            "eip_allocation_id",
-            "config_file",
-            "auth_endpoint_url",
+            REGION,
+            PROFILE,
+            ROLE_ARN,
+            ENDPOINT_URL,
+            EIP_ALLOCATION_ID,
+            CONFIG_FILE,
+            AUTH_ENDPOINT_URL,
         ];
         if cloud == Some(CloudKind::None)
-            && let Some(p) = cloud_only.into_iter().find(|p| opt(p).is_some())
+            && let Some(k) = cloud_only.iter().find(|k| set(k))
         {
+            let p = k.param.name;
             return Err(Error::config(format!(
                 "{p} is set but cloud=none: set cloud to aws, oci or auto, or remove {p}"
             )));
         }
         for (kind, only) in [
-            (CloudKind::Aws, &["config_file", "auth_endpoint_url"][..]),
-            (CloudKind::Oci, &["role_arn", "eip_allocation_id"][..]),
+            (CloudKind::Aws, [CONFIG_FILE, AUTH_ENDPOINT_URL]),
+            (CloudKind::Oci, [ROLE_ARN, EIP_ALLOCATION_ID]),
         ] {
             if cloud == Some(kind)
-                && let Some(p) = only.iter().find(|p| opt(p).is_some())
+                && let Some(k) = only.iter().find(|k| set(k))
             {
                 return Err(Error::config(format!(
-                    "{p} does not apply to {}: remove it",
+                    "{} does not apply to {}: remove it",
+                    k.param.name,
                     kind.describe()
                 )));
             }
@@ -362,7 +301,7 @@ impl Vip {
         if matches!(cloud, Some(CloudKind::Aws | CloudKind::Oci)) && ip.is_ipv6() {
             return Err(Error::config(format!(
                 "ip={ip}: cloud={} moves secondary private IPv4 addresses only",
-                v.str("cloud").unwrap_or_default()
+                choice.word()
             )));
         }
         Ok(Box::new(Vip {
@@ -371,21 +310,9 @@ impl Vip {
             nic,
             cloud,
             opts,
-            check_interval: Duration::from_secs(
-                v.int("cloud_check_interval")
-                    .and_then(|n| u64::try_from(n).ok())
-                    .unwrap_or(60),
-            ),
-            // Range-checked by the declarations; try_from keeps a wrong one from wrapping.
-            arp_count: v
-                .int("arp_count")
-                .and_then(|n| u32::try_from(n).ok())
-                .unwrap_or(5),
-            arp_interval: Duration::from_millis(
-                v.int("arp_interval")
-                    .and_then(|n| u64::try_from(n).ok())
-                    .unwrap_or(200),
-            ),
+            check_interval: v.get(&CLOUD_CHECK_INTERVAL),
+            arp_count: v.get(&ARP_COUNT),
+            arp_interval: Duration::from_millis(v.get(&ARP_INTERVAL)),
         }))
     }
 

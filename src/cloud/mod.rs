@@ -12,10 +12,13 @@ pub mod aws;
 pub mod fake;
 pub mod imds;
 pub mod oci;
+pub mod params;
 pub mod routes;
 
 use crate::error::{Error, Result, shown};
 use crate::host::Link;
+use crate::params::{Key, Values};
+pub use params::{CloudChoice, OciAuth};
 
 /// Which cloud a node runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,8 +155,8 @@ pub struct Options {
     pub role_arn: Option<String>,
     pub endpoint_url: Option<String>,
     pub eip_allocation_id: Option<String>,
-    /// OCI: instance_principal (default) or api_key.
-    pub oci_auth: Option<String>,
+    /// OCI: how calls are authenticated.
+    pub oci_auth: OciAuth,
     /// OCI: the config file of api_key authentication.
     pub config_file: Option<String>,
     /// OCI: the federation endpoint of instance principals.
@@ -163,6 +166,30 @@ pub struct Options {
 }
 
 impl Options {
+    /// The options from the shared cloud parameters this agent declares (the others keep
+    /// their defaults), checked as far as can be without the cloud.
+    pub fn from_values(v: &Values) -> Result<Options> {
+        use params::*;
+        let text = |k: &Key<Option<String>>| v.declares(k).then(|| v.get(k)).flatten();
+        let opts = Options {
+            region: text(&REGION),
+            profile: text(&PROFILE),
+            role_arn: text(&ROLE_ARN),
+            endpoint_url: text(&ENDPOINT_URL),
+            eip_allocation_id: text(&EIP_ALLOCATION_ID),
+            oci_auth: if v.declares(&OCI_AUTH) {
+                v.get(&OCI_AUTH)
+            } else {
+                OciAuth::default()
+            },
+            config_file: text(&CONFIG_FILE),
+            auth_endpoint_url: text(&AUTH_ENDPOINT_URL),
+            delete_on_stop: v.declares(&DELETE_ON_STOP) && v.get(&DELETE_ON_STOP),
+        };
+        opts.check()?;
+        Ok(opts)
+    }
+
     /// What can be checked without the cloud: a wrong value here is wrong on every node.
     pub fn check(&self) -> Result<()> {
         if let Some(r) = &self.role_arn

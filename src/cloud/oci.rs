@@ -27,7 +27,9 @@ use rsa::signature::{SignatureEncoding, Signer as _};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{Bounded, Cloud, CloudKind, Options, Owner, mac_string, parse_cidr4, write_private};
+use super::{
+    Bounded, Cloud, CloudKind, OciAuth, Options, Owner, mac_string, parse_cidr4, write_private,
+};
 use crate::error::{Error, Kind, Result};
 use crate::host::Link;
 
@@ -279,7 +281,7 @@ impl Oci {
             return Ok(r);
         }
         let from_config = || -> Result<Option<String>> {
-            if self.auth_mode() == "api_key" {
+            if self.auth_mode() == OciAuth::ApiKey {
                 Ok(self.config()?.get("region").cloned())
             } else {
                 Ok(None)
@@ -325,11 +327,8 @@ impl Oci {
         }
     }
 
-    fn auth_mode(&self) -> &str {
-        self.opts
-            .oci_auth
-            .as_deref()
-            .unwrap_or("instance_principal")
+    fn auth_mode(&self) -> OciAuth {
+        self.opts.oci_auth
     }
 
     /// The profile of the OCI config file (`~/.oci/config` format).
@@ -359,8 +358,8 @@ impl Oci {
             return Ok(s);
         }
         let signer = Rc::new(match self.auth_mode() {
-            "api_key" => self.api_key_signer()?,
-            _ => self.instance_principal_signer(fresh)?,
+            OciAuth::ApiKey => self.api_key_signer()?,
+            OciAuth::InstancePrincipal => self.instance_principal_signer(fresh)?,
         });
         *self.signer.borrow_mut() = Some(signer.clone());
         Ok(signer)
@@ -808,7 +807,7 @@ impl Cloud for Oci {
     /// The session key of instance principals, generated ahead (an RSA key takes a few
     /// hundred milliseconds) so that a failover's federation is one round trip.
     fn prepare(&self) -> Result<()> {
-        if self.auth_mode() != "instance_principal" || self.session_file().exists() {
+        if self.auth_mode() != OciAuth::InstancePrincipal || self.session_file().exists() {
             return Ok(());
         }
         let key = generate_session_key(&self.rt)?;
@@ -829,14 +828,16 @@ impl Cloud for Oci {
         ));
         let signer = self.signer(false)?;
         report.push(match self.auth_mode() {
-            "api_key" => format!(
+            OciAuth::ApiKey => format!(
                 "authentication: API key {} from {}",
                 signer.key_id,
                 self.config_path().display()
             ),
-            _ => "authentication: instance principal (session token from the federation \
+            OciAuth::InstancePrincipal => {
+                "authentication: instance principal (session token from the federation \
                   endpoint)"
-                .to_string(),
+                    .to_string()
+            }
         });
         let vnic = self.vnic(nic)?;
         Self::in_subnet(ip, &vnic, nic)?;
