@@ -1,6 +1,6 @@
 //! The cloud side of an agent. Clouds ignore ARP, so moving an address means telling the cloud
 //! API; agents do that only through the [`Cloud`] trait. `none` (a plain L2 network) is
-//! implemented here, AWS in [`aws`]; OCI plugs in behind the same trait. [`fake::FakeCloud`] is
+//! implemented here, AWS in [`aws`], OCI in [`oci`]. [`fake::FakeCloud`] is
 //! an in-memory cloud for unit tests.
 
 use std::future::Future;
