@@ -79,13 +79,18 @@ impl Action {
         find(CRS_WORDS, word).unwrap_or(Action::Ignored)
     }
 
-    /// The OCF word under which the action's timeout is declared (a Clusterware clean, abort or
-    /// other word is bounded like a stop).
-    pub fn word(self) -> &'static str {
-        let decl = match self {
+    /// The declared action whose timeout bounds this one: a Clusterware clean, abort or other
+    /// word is bounded like a stop.
+    pub fn declared_as(self) -> Action {
+        match self {
             Action::Clean | Action::Abort | Action::Ignored => Action::Stop,
             a => a,
-        };
+        }
+    }
+
+    /// The OCF word of the declared action ([`Action::declared_as`]).
+    pub fn word(self) -> &'static str {
+        let decl = self.declared_as();
         OCF_WORDS
             .iter()
             .find(|(_, a)| *a == decl)

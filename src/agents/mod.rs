@@ -82,13 +82,9 @@ impl AgentDef {
     pub fn has_reloadable(&self) -> bool {
         self.params.iter().any(|p| p.reloadable)
     }
-    /// The declared timeout of an action, used when the caller gives none. Clusterware's
-    /// clean and abort are bounded like a stop.
+    /// The declared timeout of an action, used when the caller gives none.
     pub fn timeout_of(&self, action: Action) -> Option<u32> {
-        let action = match action {
-            Action::Clean | Action::Abort | Action::Ignored => Action::Stop,
-            a => a,
-        };
+        let action = action.declared_as();
         self.actions
             .iter()
             .find(|a| a.action == action)

@@ -258,12 +258,7 @@ impl Vip {
             check_ifname("nic", n)?;
         }
         let choice = v.get(&CLOUD);
-        let cloud = match choice {
-            CloudChoice::None => Some(CloudKind::None),
-            CloudChoice::Aws => Some(CloudKind::Aws),
-            CloudChoice::Oci => Some(CloudKind::Oci),
-            CloudChoice::Auto => None,
-        };
+        let cloud = choice.kind();
         let opts = cloud::Options::from_values(v)?;
         use cloud::params::*;
         let set = |k: &Key<Option<String>>| v.get(k).is_some();

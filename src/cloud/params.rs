@@ -24,6 +24,19 @@ crate::choice!(CloudChoice {
     Oci = "oci",
 });
 
+impl CloudChoice {
+    /// The cloud chosen by name; `None` for auto, which DMI data decides at the action.
+    pub fn kind(self) -> Option<super::CloudKind> {
+        use super::CloudKind;
+        match self {
+            CloudChoice::Auto => None,
+            CloudChoice::None => Some(CloudKind::None),
+            CloudChoice::Aws => Some(CloudKind::Aws),
+            CloudChoice::Oci => Some(CloudKind::Oci),
+        }
+    }
+}
+
 /// How OCI calls are authenticated (`oci_auth=`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum OciAuth {
