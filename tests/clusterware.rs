@@ -107,6 +107,15 @@ impl<'a> Resource<'a> {
         self.attrs.push((k.to_string(), v.to_string()));
     }
 
+    /// The seed's registration with these attributes set (custom attributes or `-env`).
+    fn seed_with(ns: &'a Netns, dir: &Path, attrs: &[(&str, &str)]) -> Self {
+        let mut r = Resource::seed(ns, dir);
+        for (k, v) in attrs {
+            r.set(k, v);
+        }
+        r
+    }
+
     fn run(&self, action: &str) -> Run {
         // The script agent runs the ACTION_SCRIPT itself: argv[0] is the link named after the
         // agent, argv[1] the action, no PATH or working directory to rely on.
@@ -214,13 +223,18 @@ fn custom_attributes_override_the_conf_file() {
     let ns = Netns::new("attr");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("r1.conf"), "ip=10.66.0.60\ncloud=none\n").unwrap();
-    let mut r = Resource::seed(&ns, dir.path());
-    r.set("NAME", "r1");
     // A type with custom attributes (crsctl add type ... -attr "ATTRIBUTE=IP,...") or
     // `crsctl start resource -env` sets _CRS_IP, which wins over the file.
-    r.set("IP", "10.66.0.61");
-    r.set("CIDR_NETMASK", "24");
-    r.set("ARP_COUNT", "0");
+    let r = Resource::seed_with(
+        &ns,
+        dir.path(),
+        &[
+            ("NAME", "r1"),
+            ("IP", "10.66.0.61"),
+            ("CIDR_NETMASK", "24"),
+            ("ARP_COUNT", "0"),
+        ],
+    );
     assert_eq!(r.run("start").code, 0);
     assert!(ns.has("10.66.0.61") && !ns.has("10.66.0.60"));
     assert_eq!(r.run("check").code, ONLINE);
@@ -232,16 +246,17 @@ fn custom_attributes_override_the_conf_file() {
 fn deadlines_come_from_the_action_timeouts() {
     let ns = Netns::new("tmo");
     let dir = tempfile::tempdir().unwrap();
-    let mut r = Resource::seed(&ns, dir.path());
-    r.set("NAME", "slow");
-    for (k, v) in [
-        ("IP", "10.66.0.70"),
-        ("CLOUD", "none"),
-        ("ARP_COUNT", "50"),
-        ("ARP_INTERVAL", "200"),
-    ] {
-        r.set(k, v);
-    }
+    let mut r = Resource::seed_with(
+        &ns,
+        dir.path(),
+        &[
+            ("NAME", "slow"),
+            ("IP", "10.66.0.70"),
+            ("CLOUD", "none"),
+            ("ARP_COUNT", "50"),
+            ("ARP_INTERVAL", "200"),
+        ],
+    );
     // 50 announcements 200 ms apart would take 10 s; START_TIMEOUT=2 bounds the start.
     r.set("START_TIMEOUT", "2");
     let s = r.run("start");
@@ -266,11 +281,16 @@ fn deadlines_come_from_the_action_timeouts() {
 fn dead_link_is_failed_and_clean_still_succeeds() {
     let ns = Netns::new("dead");
     let dir = tempfile::tempdir().unwrap();
-    let mut r = Resource::seed(&ns, dir.path());
-    r.set("NAME", "dead");
-    r.set("IP", "10.66.0.80");
-    r.set("CLOUD", "none");
-    r.set("ARP_COUNT", "0");
+    let r = Resource::seed_with(
+        &ns,
+        dir.path(),
+        &[
+            ("NAME", "dead"),
+            ("IP", "10.66.0.80"),
+            ("CLOUD", "none"),
+            ("ARP_COUNT", "0"),
+        ],
+    );
     assert_eq!(r.run("start").code, 0);
     ip(&["-n", &ns.0, "link", "set", "ha1", "down"]);
     let c = r.run("check");

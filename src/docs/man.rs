@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::conf::crs_type_attrs;
-use super::{OCF_DIR, VERSION, param_flags};
+use super::{OCF_DIR, VERSION, ocf_dir, param_flags};
 use crate::agents::{AGENTS, AgentDef};
 
 /// YYYY-MM-DD of a Unix time (UTC), without a date crate.
@@ -67,6 +67,26 @@ fn required_words(a: &AgentDef) -> Vec<String> {
         .map(|p| format!("{}=<{}>", p.name, p.name))
         .collect()
 }
+
+/// The files cloudha(8) lists: (path as roff, what it is).
+const FILES: &[(&str, &str)] = &[
+    (
+        concat!(ocf_dir!(), "/\\fIagent\\fR"),
+        "Links to /usr/sbin/cloudha, one per agent; the path to give as ACTION_SCRIPT.",
+    ),
+    (
+        "/etc/cloudha/\\fIresource\\fB.conf\\fR",
+        "Parameters of an Oracle Clusterware resource, found by its name (_CRS_NAME).",
+    ),
+    (
+        "/run/cloudha/",
+        "Run-time state, such as whether a Clusterware resource was last seen online.",
+    ),
+    (
+        "/usr/share/doc/cloudha/examples/",
+        "pcs and crsctl registration examples and a .conf template for each agent.",
+    ),
+];
 
 /// The environment an admin can set or a caller sets, for cloudha(8). Test builds also honour
 /// a few lab-only overrides; release builds (the packaged ones) do not, so they are not here.
@@ -250,26 +270,9 @@ pub fn man_cloudha(date: &str) -> String {
         let _ = writeln!(w, ".TP\n.B {}\n{}", roff(var), roff(text));
     }
     sh(&mut w, "FILES");
-    let _ = writeln!(w, ".TP\n.B {OCF_DIR}/\\fIagent\\fR");
-    let _ = writeln!(
-        w,
-        "Links to /usr/sbin/cloudha, one per agent; the path to give as ACTION_SCRIPT."
-    );
-    let _ = writeln!(w, ".TP\n.B /etc/cloudha/\\fIresource\\fB.conf\\fR");
-    let _ = writeln!(
-        w,
-        "Parameters of an Oracle Clusterware resource, found by its name (_CRS_NAME)."
-    );
-    let _ = writeln!(w, ".TP\n.B /run/cloudha/");
-    let _ = writeln!(
-        w,
-        "Run-time state, such as whether a Clusterware resource was last seen online."
-    );
-    let _ = writeln!(w, ".TP\n.B /usr/share/doc/cloudha/examples/");
-    let _ = writeln!(
-        w,
-        "pcs and crsctl registration examples and a .conf template for each agent."
-    );
+    for (path, text) in FILES {
+        let _ = writeln!(w, ".TP\n.B {path}\n{text}");
+    }
     sh(&mut w, "EXAMPLES");
     let mut lines = Vec::new();
     for a in AGENTS {
@@ -342,12 +345,9 @@ pub fn man_agent(a: &AgentDef, date: &str) -> String {
     );
     let _ = writeln!(w, ".RS 4");
     for d in a.advertised() {
-        let mut s = format!("{} timeout={}s", d.action.word(), d.timeout);
-        if let Some(i) = d.interval {
-            let _ = write!(s, " interval={i}s");
-        }
-        if let Some(dep) = d.depth {
-            let _ = write!(s, " depth={dep}");
+        let mut s = d.action.word().to_string();
+        for (k, v) in super::action_attrs(d) {
+            let _ = write!(s, " {k}={v}");
         }
         let _ = writeln!(w, ".IP \\(bu 2\n{}", roff(&s));
     }

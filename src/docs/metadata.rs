@@ -122,12 +122,9 @@ pub fn xml(agent: &AgentDef, dialect: Dialect) -> String {
         if a.action == Action::ReloadAgent && dialect == Dialect::Ocf10 {
             continue;
         }
-        let mut attrs = format!("name=\"{}\" timeout=\"{}s\"", a.action.word(), a.timeout);
-        if let Some(i) = a.interval {
-            let _ = write!(attrs, " interval=\"{i}s\"");
-        }
-        if let Some(d) = a.depth {
-            let _ = write!(attrs, " depth=\"{d}\"");
+        let mut attrs = format!("name=\"{}\"", a.action.word());
+        for (k, v) in super::action_attrs(a) {
+            let _ = write!(attrs, " {k}=\"{v}\"");
         }
         let _ = writeln!(w, "    <action {attrs}/>");
     }
@@ -144,27 +141,11 @@ pub fn params_help(agent: &AgentDef) -> String {
         "Parameters (OCF: OCF_RESKEY_<name>; Clusterware: _CRS_<NAME> or <name>= in the resource's .conf file):"
     );
     for p in agent.params {
-        let mut flags = vec![p.ty.ocf_name().to_string()];
-        if let Type::Select(o) = p.ty {
-            flags[0] = o.join("|");
-        }
-        if let Type::Integer { min, max } = p.ty {
-            flags[0] = format!("integer {min}..{max}");
-        }
-        if p.required {
-            flags.push("required".into());
-        }
-        if let Some(d) = p.default {
-            flags.push(format!("default {d}"));
-        }
-        if p.reloadable {
-            flags.push("reloadable".into());
-        }
         let _ = writeln!(
             s,
             "\n  {} ({})  [_CRS_{}]",
             p.name,
-            flags.join(", "),
+            super::param_flags(p),
             p.crs_attribute()
         );
         let _ = writeln!(s, "      {}", p.shortdesc);

@@ -15,8 +15,15 @@ pub mod conf;
 pub mod man;
 pub mod metadata;
 
-/// Where the packages install the OCF agent links.
-pub const OCF_DIR: &str = "/usr/lib/ocf/resource.d/cloudha";
+/// Where the packages install the OCF agent links (a macro too, so constant text can be built
+/// from it).
+macro_rules! ocf_dir {
+    () => {
+        "/usr/lib/ocf/resource.d/cloudha"
+    };
+}
+pub(crate) use ocf_dir;
+pub const OCF_DIR: &str = ocf_dir!();
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Writes OUT/{man,completions,conf}/... The man page date comes from `SOURCE_DATE_EPOCH`
@@ -73,6 +80,18 @@ pub fn param_flags(p: &Param) -> String {
         f.push("reloadable".into());
     }
     f.join("; ")
+}
+
+/// An advertised action's attributes as meta-data and man pages give them (after its name).
+pub fn action_attrs(d: &crate::agents::ActionDecl) -> Vec<(&'static str, String)> {
+    let mut a = vec![("timeout", format!("{}s", d.timeout))];
+    if let Some(i) = d.interval {
+        a.push(("interval", format!("{i}s")));
+    }
+    if let Some(dep) = d.depth {
+        a.push(("depth", dep.to_string()));
+    }
+    a
 }
 
 /// Words of `text` in lines of at most `width` characters (a longer word gets its own line).

@@ -171,12 +171,6 @@ pub fn creatable(name: &str) -> Result<()> {
     }
 }
 
-fn unsupported<T>(what: &str) -> Result<T> {
-    Err(crate::error::Error::unimplemented(format!(
-        "{what} is not supported by this host implementation"
-    )))
-}
-
 pub trait Host {
     fn links(&self) -> Result<Vec<Link>>;
     fn addrs(&self) -> Result<Vec<Addr>>;
@@ -192,49 +186,27 @@ pub trait Host {
     fn announce(&self, link: &Link, ip: IpAddr, count: u32, interval: Duration) -> Result<()>;
 
     /// Every link with its kind, master, alias and VXLAN settings (one dump).
-    fn link_details(&self) -> Result<Vec<(Link, LinkDetails)>> {
-        unsupported("listing link details")
-    }
+    fn link_details(&self) -> Result<Vec<(Link, LinkDetails)>>;
     /// Create a VXLAN device, down, with the given MTU; returns its index.
-    fn add_vxlan(&self, name: &str, conf: &VxlanConf, mtu: u32) -> Result<u32> {
-        let _ = (name, conf, mtu);
-        unsupported("creating VXLAN devices")
-    }
+    fn add_vxlan(&self, name: &str, conf: &VxlanConf, mtu: u32) -> Result<u32>;
     /// Create a bridge, down; returns its index.
-    fn add_bridge(&self, name: &str) -> Result<u32> {
-        let _ = name;
-        unsupported("creating bridges")
-    }
-    fn set_link(&self, index: u32, change: &LinkChange) -> Result<()> {
-        let _ = (index, change);
-        unsupported("changing links")
-    }
+    fn add_bridge(&self, name: &str) -> Result<u32>;
+    fn set_link(&self, index: u32, change: &LinkChange) -> Result<()>;
     /// Delete a link; deleting one that is already gone is not an error.
-    fn del_link(&self, index: u32) -> Result<()> {
-        let _ = index;
-        unsupported("deleting links")
-    }
+    fn del_link(&self, index: u32) -> Result<()>;
     /// The forwarding database entries of one device (entries the device itself holds).
-    fn fdb(&self, index: u32) -> Result<Vec<FdbEntry>> {
-        let _ = index;
-        unsupported("listing forwarding entries")
-    }
+    fn fdb(&self, index: u32) -> Result<Vec<FdbEntry>>;
     /// Append `mac -> dst` entries (`bridge fdb append`): several destinations may share a MAC;
     /// appending one that exists is a no-op.
-    fn fdb_append(&self, index: u32, mac: [u8; 6], dsts: &[IpAddr]) -> Result<()> {
-        let _ = (index, mac, dsts);
-        unsupported("adding forwarding entries")
-    }
+    fn fdb_append(&self, index: u32, mac: [u8; 6], dsts: &[IpAddr]) -> Result<()>;
     /// Remove `mac -> dst` entries, one destination each; missing ones are not an error.
-    fn fdb_del(&self, index: u32, mac: [u8; 6], dsts: &[IpAddr]) -> Result<()> {
-        let _ = (index, mac, dsts);
-        unsupported("removing forwarding entries")
-    }
+    fn fdb_del(&self, index: u32, mac: [u8; 6], dsts: &[IpAddr]) -> Result<()>;
     /// Resolve host names to addresses (the system resolver: /etc/hosts, DNS), all at once,
     /// giving up at `by`: one result per name, in order. A name without an answer by then is a
     /// Transient error naming it; the caller's deadline is never exceeded.
     fn resolve(&self, names: &[String], by: Instant) -> Vec<Result<Vec<IpAddr>>>;
 
+    // Derived from `links()`, the same for every host.
     fn link_by_name(&self, name: &str) -> Result<Option<Link>> {
         Ok(self.links()?.into_iter().find(|l| l.name == name))
     }
