@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::host::Host;
 use crate::params::{Param, Values};
 
+pub mod checks;
 pub mod route_table;
 pub mod vip;
 pub mod vxlan_fdb;

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::vip::check_ifname;
+use super::checks::{check_ifname, never_unicast, no_such_nic, pick_link};
 use super::{Action, ActionDecl, Agent, AgentDef, Ctx, Health};
 use crate::cloud::aws::Aws;
 use crate::cloud::routes::{Change, Dest, EniInfo, Needs, Routes, Selection, Table};
@@ -193,14 +193,9 @@ fn parse_ip(raw: &str) -> Result<(Ipv4Addr, Dest)> {
             )
         })
     })?;
-    let why = match ip {
-        _ if ip.is_unspecified() => Some("the unspecified address"),
-        _ if ip.is_multicast() => Some("a multicast address"),
-        _ if ip.is_loopback() => Some("a loopback address"),
-        _ if ip.is_broadcast() => Some("the broadcast address"),
-        _ if ip.is_link_local() => Some("a link-local address (instance metadata lives there)"),
-        _ => None,
-    };
+    let why = never_unicast(IpAddr::V4(ip)).or(ip
+        .is_link_local()
+        .then_some("a link-local address (instance metadata lives there)"));
     if let Some(w) = why {
         return Err(Error::config(format!(
             "ip={ip} is {w} and cannot be an overlay IP"
@@ -340,25 +335,15 @@ impl RouteTable {
 
     /// The interface whose ENI the routes point at.
     fn link(&self, host: &dyn Host) -> Result<Link> {
-        match &self.nic {
-            Some(name) => host.link_by_name(name)?.ok_or_else(|| {
-                Error::not_installed(format!("interface nic={name} does not exist on this node"))
-            }),
-            None => {
-                let hop = host.route_to(IpAddr::V4(self.ip))?.ok_or_else(|| {
-                    Error::host_args(format!(
-                        "this node has no route towards {} to pick an interface from; set nic",
-                        self.ip
-                    ))
-                })?;
-                host.link_by_index(hop.link)?.ok_or_else(|| {
-                    Error::transient(format!(
-                        "interface {} vanished while looking it up",
-                        hop.link
-                    ))
-                })
-            }
-        }
+        pick_link(host, self.nic.as_deref(), no_such_nic, || {
+            let hop = host.route_to(IpAddr::V4(self.ip))?.ok_or_else(|| {
+                Error::host_args(format!(
+                    "this node has no route towards {} to pick an interface from; set nic",
+                    self.ip
+                ))
+            })?;
+            Ok(hop.link)
+        })
     }
 
     /// Say it loudly when the address is inside the VPC: EC2 will not route it by table.
