@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::checks::{never_unicast, no_such_nic, pick_link};
+use super::records::{CLOUD_CHECKED, Record};
 use super::{ActionDecl, Agent, AgentDef, Ctx, Health, standard_actions};
 use crate::cloud::{self, Cloud, CloudChoice, CloudKind, Owner};
 use crate::error::{Error, Result, shown};
@@ -299,21 +300,8 @@ impl Vip {
     }
 
     /// Where the time of the last good cloud check is kept (its mtime).
-    fn stamp(&self, cx: &Ctx) -> std::path::PathBuf {
-        cx.record("vip", &self.ip.to_string(), "cloud-checked")
-    }
-
-    /// A recurring depth-0 monitor asks the cloud only when the last check is old enough.
-    fn cloud_check_due(&self, cx: &Ctx) -> bool {
-        cx.cloud_check_due(&self.stamp(cx), self.check_interval)
-    }
-
-    fn mark_cloud_checked(&self, cx: &Ctx) {
-        super::touch(&self.stamp(cx));
-    }
-
-    fn forget_cloud_check(&self, cx: &Ctx) {
-        let _ = std::fs::remove_file(self.stamp(cx));
+    fn checked(&self, cx: &Ctx) -> Record {
+        Record::of(cx, "vip", &self.ip.to_string(), CLOUD_CHECKED)
     }
 
     /// The interface and prefix length the address belongs on.
@@ -383,7 +371,7 @@ impl Agent for Vip {
             crate::host::confirm_on(cx.host, &link, self.ip)?;
             if cloud.kind() != CloudKind::None {
                 cloud.confirm(self.ip, &link)?;
-                self.mark_cloud_checked(cx);
+                self.checked(cx).touch();
             }
             Ok(())
         })
@@ -410,7 +398,7 @@ impl Agent for Vip {
                 self.ip
             );
         }
-        self.forget_cloud_check(cx);
+        self.checked(cx).remove();
         // This node no longer answers for the address: that is the stop. Giving it back in
         // the cloud is tidiness; a failure there must not fail the stop (Pacemaker would
         // fence the node), and the next node's start takes the address anyway.
@@ -476,7 +464,9 @@ impl Agent for Vip {
             link = Some(l);
         }
         let link = link.expect("present is not empty");
-        if self.cloud == Some(CloudKind::None) || !self.cloud_check_due(cx) {
+        if self.cloud == Some(CloudKind::None)
+            || !self.checked(cx).cloud_check_due(cx, self.check_interval)
+        {
             return Ok(Health::Running);
         }
         self.with_cloud(cx, |cloud| {
@@ -485,7 +475,7 @@ impl Agent for Vip {
             }
             match cloud.owner(self.ip, link) {
                 Ok(Owner::Us) => {
-                    self.mark_cloud_checked(cx);
+                    self.checked(cx).touch();
                     Ok(Health::Running)
                 }
                 Ok(Owner::Other(who)) => {
