@@ -1,8 +1,8 @@
 //! The agents. Each is one file that declares its parameters and implements [`Agent`] against
 //! the host and cloud traits; adding an agent is a new file and one line in [`AGENTS`].
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Instant;
 
 pub use crate::action::Action;
 use crate::cloud::Cloud;
@@ -11,6 +11,8 @@ use crate::error::Result;
 use crate::host::Host;
 use crate::params::{Param, Values};
 
+pub mod checks;
+pub mod records;
 pub mod route_table;
 pub mod vip;
 pub mod vxlan_fdb;
@@ -121,31 +123,6 @@ pub struct Ctx<'a> {
     pub cloud: Option<&'a dyn Cloud>,
     /// Route tables to use instead of the EC2 ones (unit tests).
     pub routes: Option<&'a dyn Routes>,
-}
-
-impl Ctx<'_> {
-    /// A record of one resource under the run directory, `<run_dir>/<agent>/<key>.<what>`:
-    /// its existence and mtime are the record (gone at reboot, as they should be).
-    pub fn record(&self, agent: &str, key: &str, what: &str) -> PathBuf {
-        self.paths.run_dir.join(agent).join(format!("{key}.{what}"))
-    }
-
-    /// Whether a monitor asks the cloud: probes and depth >= 10 always, a recurring depth-0
-    /// monitor once `interval` has passed since the record `checked` was touched.
-    pub fn cloud_check_due(&self, checked: &Path, interval: Duration) -> bool {
-        if self.probe || self.check_level >= 10 || interval.is_zero() {
-            return true;
-        }
-        let age = crate::files::modified(checked).and_then(|t| t.elapsed().ok());
-        age.is_none_or(|a| a >= interval)
-    }
-}
-
-/// Create or refresh a record. Best effort: without it the next monitor just asks the cloud.
-pub fn touch(path: &Path) {
-    if let Err(e) = crate::files::touch(path) {
-        tracing::debug!("cannot write {}: {e}", path.display());
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,10 +5,10 @@
 //! the address is configured on its interface.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
 use std::time::Duration;
 
-use super::vip::check_ifname;
+use super::checks::{check_ifname, never_unicast, no_such_nic, pick_link};
+use super::records::{CLOUD_CHECKED, Record};
 use super::{Action, ActionDecl, Agent, AgentDef, Ctx, Health};
 use crate::cloud::aws::Aws;
 use crate::cloud::routes::{Change, Dest, EniInfo, Needs, Routes, Selection, Table};
@@ -152,6 +152,9 @@ crate::choice!(SourceDest {
     Ignore = "ignore",
 });
 
+/// The record of a start that configured no local address (local_address=false).
+const STARTED: &str = "started";
+
 pub struct RouteTable {
     ip: Ipv4Addr,
     dest: Dest,
@@ -193,14 +196,9 @@ fn parse_ip(raw: &str) -> Result<(Ipv4Addr, Dest)> {
             )
         })
     })?;
-    let why = match ip {
-        _ if ip.is_unspecified() => Some("the unspecified address"),
-        _ if ip.is_multicast() => Some("a multicast address"),
-        _ if ip.is_loopback() => Some("a loopback address"),
-        _ if ip.is_broadcast() => Some("the broadcast address"),
-        _ if ip.is_link_local() => Some("a link-local address (instance metadata lives there)"),
-        _ => None,
-    };
+    let why = never_unicast(IpAddr::V4(ip)).or(ip
+        .is_link_local()
+        .then_some("a link-local address (instance metadata lives there)"));
     if let Some(w) = why {
         return Err(Error::config(format!(
             "ip={ip} is {w} and cannot be an overlay IP"
@@ -322,43 +320,23 @@ impl RouteTable {
         f(&aws)
     }
 
-    fn state_file(&self, cx: &Ctx, what: &str) -> PathBuf {
-        cx.record(
-            "route-table",
-            &format!("{}_{}", self.dest.net, self.dest.len),
-            what,
-        )
-    }
-
-    fn touch(&self, cx: &Ctx, what: &str) {
-        super::touch(&self.state_file(cx, what));
-    }
-
-    fn cloud_check_due(&self, cx: &Ctx) -> bool {
-        cx.cloud_check_due(&self.state_file(cx, "cloud-checked"), self.check_interval)
+    /// A record of this resource (its route's destination) under the run directory.
+    fn record(&self, cx: &Ctx, what: &str) -> Record {
+        let key = format!("{}_{}", self.dest.net, self.dest.len);
+        Record::of(cx, "route-table", &key, what)
     }
 
     /// The interface whose ENI the routes point at.
     fn link(&self, host: &dyn Host) -> Result<Link> {
-        match &self.nic {
-            Some(name) => host.link_by_name(name)?.ok_or_else(|| {
-                Error::not_installed(format!("interface nic={name} does not exist on this node"))
-            }),
-            None => {
-                let hop = host.route_to(IpAddr::V4(self.ip))?.ok_or_else(|| {
-                    Error::host_args(format!(
-                        "this node has no route towards {} to pick an interface from; set nic",
-                        self.ip
-                    ))
-                })?;
-                host.link_by_index(hop.link)?.ok_or_else(|| {
-                    Error::transient(format!(
-                        "interface {} vanished while looking it up",
-                        hop.link
-                    ))
-                })
-            }
-        }
+        pick_link(host, self.nic.as_deref(), no_such_nic, || {
+            let hop = host.route_to(IpAddr::V4(self.ip))?.ok_or_else(|| {
+                Error::host_args(format!(
+                    "this node has no route towards {} to pick an interface from; set nic",
+                    self.ip
+                ))
+            })?;
+            Ok(hop.link)
+        })
     }
 
     /// Say it loudly when the address is inside the VPC: EC2 will not route it by table.
@@ -551,8 +529,8 @@ impl Agent for RouteTable {
             if self.local_address {
                 self.configure_local(cx.host, &link)?;
             }
-            self.touch(cx, "started");
-            self.touch(cx, "cloud-checked");
+            self.record(cx, STARTED).touch();
+            self.record(cx, CLOUD_CHECKED).touch();
             Ok(())
         })
     }
@@ -566,8 +544,8 @@ impl Agent for RouteTable {
                 cx.host.del_addr(a.link, a.ip, a.prefix)?;
             }
         }
-        for what in ["started", "cloud-checked"] {
-            let _ = std::fs::remove_file(self.state_file(cx, what));
+        for what in [STARTED, CLOUD_CHECKED] {
+            self.record(cx, what).remove();
         }
         Ok(())
     }
@@ -593,12 +571,13 @@ impl Agent for RouteTable {
             })?;
             link
         } else {
-            if !cx.probe && crate::files::modified(&self.state_file(cx, "started")).is_none() {
+            if !cx.probe && !self.record(cx, STARTED).exists() {
                 return Ok(Health::NotRunning);
             }
             self.link(cx.host)?
         };
-        if !self.cloud_check_due(cx) {
+        let checked = self.record(cx, CLOUD_CHECKED);
+        if !checked.cloud_check_due(cx, self.check_interval) {
             return Ok(Health::Running);
         }
         // Without a local address a probe has only the cloud to go by: no answer, no verdict.
@@ -638,7 +617,7 @@ impl Agent for RouteTable {
             }
             let changes = self.changes(&tables, &eni.id);
             if changes.is_empty() {
-                self.touch(cx, "cloud-checked");
+                self.record(cx, CLOUD_CHECKED).touch();
                 return Ok(Health::Running);
             }
             let missing: Vec<&str> = changes
@@ -672,7 +651,7 @@ impl Agent for RouteTable {
                 &format!("repairing the route for {}", self.dest),
                 routes.point(self.dest, &eni.id, &changes),
             )?;
-            self.touch(cx, "cloud-checked");
+            self.record(cx, CLOUD_CHECKED).touch();
             Ok(Health::Running)
         });
         match outcome {

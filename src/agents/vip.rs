@@ -6,10 +6,12 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::checks::{never_unicast, no_such_nic, pick_link};
+use super::records::{CLOUD_CHECKED, Record};
 use super::{ActionDecl, Agent, AgentDef, Ctx, Health, standard_actions};
 use crate::cloud::{self, Cloud, CloudChoice, CloudKind, Owner};
 use crate::error::{Error, Result, shown};
-use crate::host::{Host, Link, MAX_IFNAME, contains};
+use crate::host::{Host, Link, contains};
 use crate::params::{Key, Param, Type, Values};
 
 const IP: Key<String> = Key::new(
@@ -151,40 +153,8 @@ pub struct Vip {
     arp_interval: Duration,
 }
 
-/// Refuse interface names the kernel would refuse or rewrite, with a reason a person can act
-/// on. Follows the kernel's `dev_valid_name` (non-empty, shorter than IFNAMSIZ bytes, not "."
-/// or "..", no '/', ':' or whitespace), plus '%': RTM_NEWLINK treats it as a template
-/// (`vx%d` becomes `vx0`), so the device would be created under a name nobody tracks. Every
-/// interface-name parameter of every agent goes through here.
-pub fn check_ifname(param: &str, name: &str) -> Result<()> {
-    let bad = |why: &str| {
-        Err(Error::config(format!(
-            "{param}={} is not a valid interface name: {why}",
-            crate::error::shown(name)
-        )))
-    };
-    if name.is_empty() {
-        return bad("empty");
-    }
-    if name.len() > MAX_IFNAME {
-        return bad(&format!("longer than {MAX_IFNAME} bytes"));
-    }
-    if name == "." || name == ".." {
-        return bad("reserved name");
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| matches!(c, '/' | ':' | '%') || c.is_whitespace() || c.is_control())
-    {
-        let why = if c == '%' {
-            "contains '%', which the kernel treats as a name template".to_string()
-        } else {
-            format!("contains {c:?}")
-        };
-        return bad(&why);
-    }
-    Ok(())
-}
+// vxlan-fdb still imports it from here
+pub use super::checks::check_ifname;
 
 /// Refuse addresses that can never be a virtual IP.
 fn check_ip(raw: &str) -> Result<IpAddr> {
@@ -197,16 +167,11 @@ fn check_ip(raw: &str) -> Result<IpAddr> {
     let ip: IpAddr = raw
         .parse()
         .map_err(|_| Error::config(format!("ip={} is not an IPv4 or IPv6 address", shown(raw))))?;
-    let why = match ip {
-        _ if ip.is_unspecified() => Some("the unspecified address"),
-        _ if ip.is_multicast() => Some("a multicast address"),
-        _ if ip.is_loopback() => Some("a loopback address"),
-        IpAddr::V4(v4) if v4.is_broadcast() => Some("the broadcast address"),
+    let why = never_unicast(ip).or(match ip {
         IpAddr::V4(v4) if v4.is_link_local() => Some("a link-local address"),
-        IpAddr::V6(v6) if v6.is_unicast_link_local() => Some("a link-local address"),
         IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => Some("an IPv4-mapped IPv6 address"),
         _ => None,
-    };
+    });
     match why {
         Some(w) => Err(Error::config(format!(
             "ip={ip} is {w} and cannot be a virtual IP"
@@ -335,55 +300,32 @@ impl Vip {
     }
 
     /// Where the time of the last good cloud check is kept (its mtime).
-    fn stamp(&self, cx: &Ctx) -> std::path::PathBuf {
-        cx.record("vip", &self.ip.to_string(), "cloud-checked")
-    }
-
-    /// A recurring depth-0 monitor asks the cloud only when the last check is old enough.
-    fn cloud_check_due(&self, cx: &Ctx) -> bool {
-        cx.cloud_check_due(&self.stamp(cx), self.check_interval)
-    }
-
-    fn mark_cloud_checked(&self, cx: &Ctx) {
-        super::touch(&self.stamp(cx));
-    }
-
-    fn forget_cloud_check(&self, cx: &Ctx) {
-        let _ = std::fs::remove_file(self.stamp(cx));
+    fn checked(&self, cx: &Ctx) -> Record {
+        Record::of(cx, "vip", &self.ip.to_string(), CLOUD_CHECKED)
     }
 
     /// The interface and prefix length the address belongs on.
     fn placement(&self, host: &dyn Host) -> Result<(Link, u8)> {
         let addrs = host.addrs()?;
-        let link = match &self.nic {
-            Some(name) => host.link_by_name(name)?.ok_or_else(|| {
-                Error::not_installed(format!("interface nic={name} does not exist on this node"))
-            })?,
-            None => {
-                // A subnet configured on some interface that holds ip, else a connected route.
-                let by_subnet = addrs
-                    .iter()
-                    .filter(|a| a.ip != self.ip && contains(a.ip, a.prefix, self.ip))
-                    .max_by_key(|a| a.prefix)
-                    .map(|a| a.link);
-                let index = match by_subnet {
-                    Some(i) => i,
-                    None => match host.route_to(self.ip)? {
-                        Some(hop) if hop.gateway.is_none() => hop.link,
-                        _ => {
-                            return Err(Error::host_args(format!(
-                                "no interface on this node is directly connected to {}; set nic \
-                                 (and cidr_netmask)",
-                                self.ip
-                            )));
-                        }
-                    },
-                };
-                host.link_by_index(index)?.ok_or_else(|| {
-                    Error::transient(format!("interface {index} vanished while looking it up"))
-                })?
+        let link = pick_link(host, self.nic.as_deref(), no_such_nic, || {
+            // A subnet configured on some interface that holds ip, else a connected route.
+            let by_subnet = addrs
+                .iter()
+                .filter(|a| a.ip != self.ip && contains(a.ip, a.prefix, self.ip))
+                .max_by_key(|a| a.prefix)
+                .map(|a| a.link);
+            match by_subnet {
+                Some(i) => Ok(i),
+                None => match host.route_to(self.ip)? {
+                    Some(hop) if hop.gateway.is_none() => Ok(hop.link),
+                    _ => Err(Error::host_args(format!(
+                        "no interface on this node is directly connected to {}; set nic \
+                         (and cidr_netmask)",
+                        self.ip
+                    ))),
+                },
             }
-        };
+        })?;
         let prefix = match self.prefix {
             Some(p) => p,
             None => addrs
@@ -429,7 +371,7 @@ impl Agent for Vip {
             crate::host::confirm_on(cx.host, &link, self.ip)?;
             if cloud.kind() != CloudKind::None {
                 cloud.confirm(self.ip, &link)?;
-                self.mark_cloud_checked(cx);
+                self.checked(cx).touch();
             }
             Ok(())
         })
@@ -456,7 +398,7 @@ impl Agent for Vip {
                 self.ip
             );
         }
-        self.forget_cloud_check(cx);
+        self.checked(cx).remove();
         // This node no longer answers for the address: that is the stop. Giving it back in
         // the cloud is tidiness; a failure there must not fail the stop (Pacemaker would
         // fence the node), and the next node's start takes the address anyway.
@@ -522,7 +464,9 @@ impl Agent for Vip {
             link = Some(l);
         }
         let link = link.expect("present is not empty");
-        if self.cloud == Some(CloudKind::None) || !self.cloud_check_due(cx) {
+        if self.cloud == Some(CloudKind::None)
+            || !self.checked(cx).cloud_check_due(cx, self.check_interval)
+        {
             return Ok(Health::Running);
         }
         self.with_cloud(cx, |cloud| {
@@ -531,7 +475,7 @@ impl Agent for Vip {
             }
             match cloud.owner(self.ip, link) {
                 Ok(Owner::Us) => {
-                    self.mark_cloud_checked(cx);
+                    self.checked(cx).touch();
                     Ok(Health::Running)
                 }
                 Ok(Owner::Other(who)) => {
