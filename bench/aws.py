@@ -30,26 +30,15 @@ def ec2_calls(lab):
     return lambda since: [c for c in lab.calls(since) if c["service"] == "ec2"]
 
 
-def cloudha(lab, binary):
-    return vipbench.Cloudha(lab, binary,
-                            {"ip": VIP, "cloud": "aws", "nic": "eth0", "cidr_netmask": "24",
-                 "endpoint_url": lab.endpoint},
-                            ec2_calls(lab))
+def params(lab) -> dict:
+    return {"ip": VIP, "cloud": "aws", "nic": "eth0", "cidr_netmask": "24",
+            "endpoint_url": lab.endpoint}
 
 
-class AwsVip:
+class AwsVip(vipbench.Peer):
     """awsvip + the local address step it needs (IPaddr2's job, done as cheaply as possible)."""
 
     name = "awsvip + ip addr"
-
-    def __init__(self, lab):
-        self.lab = lab
-
-    def env(self, node, interval=None):
-        env = self.lab.awsvip_env(node, VIP)
-        if interval:
-            env["OCF_RESKEY_CRM_meta_interval"] = str(interval)
-        return env
 
     def action(self, node, action, interval=None):
         script = {
@@ -57,8 +46,8 @@ class AwsVip:
             "stop": f"ip addr del {VIP}/24 dev eth0 2>/dev/null; {AWSVIP} stop",
             "monitor": f"{AWSVIP} monitor",
         }[action]
-        return measure(self.lab, node, ["sh", "-c", script], self.env(node, interval),
-                       ec2_calls(self.lab))
+        env = self.with_interval(self.lab.awsvip_env(node, VIP), interval)
+        return measure(self.lab, node, ["sh", "-c", script], env, ec2_calls(self.lab))
 
 
 def reset(lab):
@@ -70,8 +59,8 @@ def reset(lab):
 
 
 def main() -> int:
-    return vipbench.main("vip cloud=aws vs awsvip on the EC2 lab", Ec2Lab, cloudha, AwsVip, reset, "EC2",
-                         peer_runs=5)
+    return vipbench.main("vip cloud=aws vs awsvip on the EC2 lab", Ec2Lab, params, ec2_calls,
+                         AwsVip, reset, "EC2", peer_runs=5)
 
 
 if __name__ == "__main__":

@@ -29,24 +29,16 @@ def api_calls(lab):
     return lambda since: lab.calls(since)
 
 
-def cloudha(lab, binary):
-    return vipbench.Cloudha(lab, binary,
-                            {"ip": VIP, "cloud": "oci", "nic": "eth0", "cidr_netmask": "24",
-                 "endpoint_url": lab.endpoint,
-                 "auth_endpoint_url": lab.federation_endpoint},
-                            api_calls(lab))
+def params(lab) -> dict:
+    return {"ip": VIP, "cloud": "oci", "nic": "eth0", "cidr_netmask": "24",
+            "endpoint_url": lab.endpoint, "auth_endpoint_url": lab.federation_endpoint}
 
 
-class OciVip:
+class OciVip(vipbench.Peer):
     name = "ocivip (oci-cli)"
 
-    def __init__(self, lab):
-        self.lab = lab
-
     def action(self, node, action, interval=None):
-        env = self.lab.ocivip_env(node, VIP, cidr_netmask=24)
-        if interval:
-            env["OCF_RESKEY_CRM_meta_interval"] = str(interval)
+        env = self.with_interval(self.lab.ocivip_env(node, VIP, cidr_netmask=24), interval)
         return measure(self.lab, node, [OCIVIP, action], env, api_calls(self.lab))
 
 
@@ -60,8 +52,8 @@ def reset(lab):
 
 
 def main() -> int:
-    return vipbench.main("vip cloud=oci vs ocivip on the OCI lab", OciLab, cloudha, OciVip, reset, "API",
-                         peer_runs=3)
+    return vipbench.main("vip cloud=oci vs ocivip on the OCI lab", OciLab, params, api_calls,
+                         OciVip, reset, "API", peer_runs=3)
 
 
 if __name__ == "__main__":

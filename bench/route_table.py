@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "lab"))
 
 import cloudvip  # noqa: E402
+import netns  # noqa: E402
 import vipbench  # noqa: E402  (bash time + GNU time, as the vip benchmarks)
 from vipbench import Run, med  # noqa: E402
 from ec2lab import Ec2Lab  # noqa: E402
@@ -71,24 +72,15 @@ class Cloudha:
         return measure(self.lab, node, [self.binary, "route-table", verb], env)
 
 
-class MoveIp:
+class MoveIp(vipbench.Peer):
     name = "aws-vpc-move-ip"
 
-    def __init__(self, lab):
-        self.lab = lab
-
     def env(self, node, tables, interval=None, monapi=False):
-        env = self.lab.aws_env(node)
-        env.update({"OCF_ROOT": "/usr/lib/ocf", "OCF_RESOURCE_INSTANCE": "overlay1",
-                    "OCF_RA_VERSION_MAJOR": "1", "OCF_RA_VERSION_MINOR": "1",
-                    "OCF_RESKEY_ip": OVERLAY, "OCF_RESKEY_routing_table": ",".join(tables),
-                    "OCF_RESKEY_interface": "eth0",
-                    "OCF_RESKEY_awscli": str(self.lab.dir / "aws"),
-                    "OCF_RESKEY_profile": "default",
-                    "OCF_RESKEY_monapi": "true" if monapi else "false"})
-        if interval:
-            env["OCF_RESKEY_CRM_meta_interval"] = str(interval)
-        return env
+        env = netns.agent_env({"ip": OVERLAY, "routing_table": ",".join(tables),
+                               "interface": "eth0", "awscli": str(self.lab.dir / "aws"),
+                               "profile": "default", "monapi": "true" if monapi else "false"},
+                              instance="overlay1", base=self.lab.aws_env(node), pacemaker=False)
+        return self.with_interval(env, interval)
 
     def action(self, node, action, tables):
         verb, interval, monapi = {
@@ -125,27 +117,11 @@ def planned_move(agent, lab, tables) -> float | None:
     reset(lab, tables, n2)
     agent.action(n1, "start", tables)
     lab.sync()
-    poller = lab.client.poll(OVERLAY, PORT, every=0.02, timeout=0.1)
-    try:
-        deadline = time.monotonic() + 10
-        while "node1" not in [a for _, a in poller.results()] and time.monotonic() < deadline:
-            time.sleep(0.05)
-        t = time.monotonic()
-        agent.action(n1, "stop", tables)
-        agent.action(n2, "start", tables)
-        end = time.monotonic() + 30
-        while time.monotonic() < end:
-            if any(a == "node2" and ts > t for ts, a in poller.results()):
-                break
-            time.sleep(0.02)
-        time.sleep(0.2)
-    finally:
-        poller.stop()
-    res = poller.results()
-    last1 = max((ts for ts, a in res if a == "node1"), default=None)
-    first2 = min((ts for ts, a in res if a == "node2" and ts > t), default=None)
+    outage = vipbench.client_outage(
+        lab, OVERLAY, lambda: (agent.action(n1, "stop", tables), agent.action(n2, "start", tables)),
+        30)
     agent.action(n2, "stop", tables)
-    return None if last1 is None or first2 is None else first2 - last1
+    return outage
 
 
 def main() -> int:

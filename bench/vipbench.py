@@ -1,6 +1,7 @@
-"""What bench/aws.py and bench/oci.py share: measuring one agent call inside a lab node (wall,
-CPU and max RSS of the whole process tree, API calls the stand-in saw), the start / recurring
-monitor / probe / stop cycle, the planned move a -> b seen by a client, and the table."""
+"""What bench/aws.py, bench/oci.py and bench/route_table.py share: measuring one agent call
+inside a lab node (wall, CPU and max RSS of the whole process tree, API calls the stand-in saw),
+the start / recurring monitor / probe / stop cycle, the outage a client sees across a planned
+move a -> b, and the table."""
 
 from __future__ import annotations
 
@@ -22,6 +23,19 @@ PORT = 8080
 TIMED = 'TIMEFORMAT="%3R %3U %3S"; { time /usr/bin/time -o "$0.rss" -f %M "$@" 2>"$0.err"; } 2>"$0"'
 
 ACTIONS = ("start", "monitor (recurring, depth 0)", "probe", "stop")
+
+
+class Peer:
+    """Base of a resource-agents peer: .lab, and its environment with a recurring interval."""
+
+    def __init__(self, lab):
+        self.lab = lab
+
+    @staticmethod
+    def with_interval(env: dict, interval=None) -> dict:
+        if interval:
+            env["OCF_RESKEY_CRM_meta_interval"] = str(interval)
+        return env
 
 
 class Cloudha:
@@ -70,23 +84,17 @@ def cycle(agent, lab, runs, reset) -> dict[str, list[Run]]:
     return out
 
 
-def planned_move(agent, lab, reset) -> float | None:
-    """Client-observed outage of stop on node1 then start on node2."""
-    reset(lab)
-    n1, n2 = lab.node(1), lab.node(2)
-    # As in a cluster: Pacemaker probes the resource on every node before it runs anywhere.
-    agent.action(n2, "monitor")
-    agent.action(n1, "start")
-    lab.sync()
-    poller = lab.client.poll(VIP, PORT, every=0.02, timeout=0.1)
+def client_outage(lab, ip: str, move, settle: float) -> float | None:
+    """The outage a client polling ip:PORT sees across move() (node1 serving before, node2
+    after): from node1's last answer to node2's first, None if either is missing."""
+    poller = lab.client.poll(ip, PORT, every=0.02, timeout=0.1)
     try:
         deadline = time.monotonic() + 10
         while "node1" not in [a for _, a in poller.results()] and time.monotonic() < deadline:
             time.sleep(0.05)
         t = time.monotonic()
-        agent.action(n1, "stop")
-        agent.action(n2, "start")
-        end = time.monotonic() + 15
+        move()
+        end = time.monotonic() + settle
         while time.monotonic() < end:
             if any(a == "node2" and ts > t for ts, a in poller.results()):
                 break
@@ -97,8 +105,21 @@ def planned_move(agent, lab, reset) -> float | None:
     res = poller.results()
     last1 = max((ts for ts, a in res if a == "node1"), default=None)
     first2 = min((ts for ts, a in res if a == "node2" and ts > t), default=None)
-    agent.action(n2, "stop")
     return None if last1 is None or first2 is None else first2 - last1
+
+
+def planned_move(agent, lab, reset) -> float | None:
+    """Client-observed outage of stop on node1 then start on node2."""
+    reset(lab)
+    n1, n2 = lab.node(1), lab.node(2)
+    # As in a cluster: Pacemaker probes the resource on every node before it runs anywhere.
+    agent.action(n2, "monitor")
+    agent.action(n1, "start")
+    lab.sync()
+    outage = client_outage(lab, VIP, lambda: (agent.action(n1, "stop"), agent.action(n2, "start")),
+                           15)
+    agent.action(n2, "stop")
+    return outage
 
 
 def med(xs):
@@ -135,9 +156,10 @@ def table(results: dict[str, dict[str, list[Run]]], outages: dict[str, float | N
         print(f"unexpected exit: {o}")
 
 
-def main(title: str, lab_class, ours, peer, reset, api: str, peer_runs: int) -> int:
-    """The whole benchmark: `ours(lab, binary)` and `peer(lab)` make the two agents (objects
-    with .name and .action(node, action, interval=None) -> Run), in one lab run."""
+def main(title: str, lab_class, params, api_calls, peer, reset, api: str, peer_runs: int) -> int:
+    """The whole benchmark, in one lab run: our vip agent with `params(lab)`, counting
+    `api_calls(lab)(since)`, against `peer(lab)` (.name, .action(node, action, interval=None)
+    -> Run)."""
     ap = argparse.ArgumentParser(description=title)
     ap.add_argument("--runs", type=int, default=10, help="cycles of cloudha")
     ap.add_argument("--peer-runs", type=int, default=peer_runs, help="cycles of the peer")
@@ -151,7 +173,7 @@ def main(title: str, lab_class, ours, peer, reset, api: str, peer_runs: int) -> 
     with lab_class(nodes=2, name="bench") as lab:
         for n in lab.nodes:
             n.serve_name(PORT)
-        a, b = ours(lab, binary), peer(lab)
+        a, b = Cloudha(lab, binary, params(lab), api_calls(lab)), peer(lab)
         # The stand-ins' first calls are slow: warm both paths before timing.
         cycle(a, lab, 1, reset)
         cycle(b, lab, 1, reset)

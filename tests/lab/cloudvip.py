@@ -4,7 +4,6 @@ does: action in argv[1], parameters as OCF_RESKEY_*, no cloud settings in the en
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -19,35 +18,24 @@ def run_dir(lab, node) -> Path:
     return d
 
 
-def agent_env(lab, node, defaults: dict, extra_env=None, **params) -> dict:
-    """The environment of one call: `defaults` then `params` as OCF_RESKEY_* (None drops a
-    parameter), then `extra_env`."""
+def agent_env(lab, node, defaults: dict, extra_env=None, instance="vip1", **params) -> dict:
+    """The environment of one call (netns.agent_env): `defaults` then `params` as OCF_RESKEY_*
+    (None drops a parameter), then `extra_env`."""
     home = lab.dir / "empty-home"
     home.mkdir(exist_ok=True)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AWS_", "OCI_", "OCF_", "HA_")) and "proxy" not in k.lower()}
-    env.update({
-        "HOME": str(home),
-        "OCF_ROOT": "/usr/lib/ocf", "OCF_RESOURCE_INSTANCE": "vip1",
-        "OCF_RA_VERSION_MAJOR": "1", "OCF_RA_VERSION_MINOR": "1",
-        "OCF_EXIT_REASON_PREFIX": "ocf-exit-reason:",
-        "OCF_RESKEY_CRM_meta_timeout": "20000",
-        "CLOUDHA_RUN_DIR": str(run_dir(lab, node)),
-        "CLOUDHA_DMI_DIR": "/nonexistent",
-    })
-    p = {**defaults, **params}
-    env.update({f"OCF_RESKEY_{k}": str(v) for k, v in p.items() if v is not None})
-    env.update(extra_env or {})
-    return env
+    base = netns.host_env(("AWS_", "OCI_", "OCF_", "HA_"), proxies=False)
+    base.update({"HOME": str(home), "CLOUDHA_RUN_DIR": str(run_dir(lab, node)),
+                 "CLOUDHA_DMI_DIR": "/nonexistent"})
+    return netns.agent_env({**defaults, **params}, extra_env, instance=instance, base=base)
 
 
 def call(lab, node, action, defaults: dict, extra_env=None, timeout=30, agent="vip",
-         **params) -> netns.Result:
+         instance="vip1", **params) -> netns.Result:
     """Run `cloudha <agent> <action>` in `node` and print what it said."""
     node = lab.node(node)
     t0 = time.monotonic()
-    p = node.exec([netns.cloudha_bin(), agent, action],
-                  env=agent_env(lab, node, defaults, extra_env, **params), timeout=timeout)
+    p = node.exec([netns.cloudha_bin(), agent, action], timeout=timeout,
+                  env=agent_env(lab, node, defaults, extra_env, instance, **params))
     r = netns.Result(p, time.monotonic() - t0)
     print(f"{node.name} {agent} {action} -> {r.rc} in {r.elapsed:.3f}s\n{p.stderr.strip()}")
     return r

@@ -14,6 +14,10 @@ import os
 import subprocess
 import time
 
+import pytest
+
+import cloudvip
+import netns
 
 IMDS_IP = "169.254.169.254"
 
@@ -35,6 +39,27 @@ class Call:
 
     def __repr__(self) -> str:
         return f"rc={self.rc} in {self.elapsed:.2f}s: {self.reasons()[:1]}"
+
+
+class LabAgent:
+    """How the matrix calls one agent in a lab node: `cloudha <name> <action>` with the
+    subclass's params(lab), the matrix's deadline and the agent's name as the instance."""
+
+    name: str
+
+    def params(self, lab) -> dict:
+        raise NotImplementedError
+
+    def argv(self) -> list[str]:
+        return [netns.cloudha_bin(), self.name]
+
+    def env(self, lab, node, extra=None) -> dict:
+        return cloudvip.agent_env(lab, node, self.params(lab),
+                                  {"OCF_RESKEY_CRM_meta_timeout": str(DEADLINE_MS),
+                                   "OCF_RESOURCE_INSTANCE": self.name, **(extra or {})})
+
+    def call(self, lab, node, action, extra=None) -> Call:
+        return run(node, self.argv() + [action], self.env(lab, node, extra), DEADLINE_MS / 1000)
 
 
 def run(node, argv: list[str], env: dict, deadline_s: float) -> Call:
@@ -361,3 +386,38 @@ def two_nodes_start_at_the_same_moment(lab, agent, rec):
     rec.cell(agent.name, "two nodes start at once (3 runs)", "start", [], problems,
              DEADLINE_MS / 1000)
     assert not problems, problems
+
+
+def tests(agents: list, cloud_faults: dict, rec: "Recorder") -> dict:
+    """The matrix's pytest functions for one lab module (which adds them to its globals and
+    defines the `lab` fixture): every cell, with the module's agents and recorder, the API
+    faults and the cloud's own, {name: (inject(lab, node), what the cluster must see)}."""
+    faults = {**API_FAULTS, **{k: inject for k, (inject, _) in cloud_faults.items()}}
+    expect = {**API_EXPECT, **{k: seen for k, (_, seen) in cloud_faults.items()}}
+    each_agent = pytest.mark.parametrize("agent", agents, ids=lambda a: a.name)
+
+    @pytest.mark.parametrize("action", ACTIONS)
+    @pytest.mark.parametrize("fault", list(faults))
+    @each_agent
+    def test_fault_cell(lab, agent, fault, action):
+        fault_cell(lab, agent, fault, action, faults, expect, rec)
+
+    @pytest.mark.parametrize("action", ["start", "stop"])
+    @each_agent
+    def test_killed_at_every_call(lab, agent, action):
+        """SIGKILL the action inside each of its API calls (the request still lands, as with a
+        client that died), then run what Pacemaker runs next and check the final state."""
+        killed_at_every_call(lab, agent, action, rec)
+
+    def test_many_vips_move_at_once(lab):
+        """A RAC node failure: node VIP + three SCAN VIPs + two more on one ENI, six vip
+        resources started in parallel on the survivor while node 1 still holds them all."""
+        many_vips_move_at_once(lab, agents[0], rec, [f"10.0.1.{110 + i}" for i in range(6)])
+
+    @each_agent
+    def test_two_nodes_start_at_the_same_moment(lab, agent):
+        two_nodes_start_at_the_same_moment(lab, agent, rec)
+
+    return {f.__name__: f for f in (test_fault_cell, test_killed_at_every_call,
+                                    test_many_vips_move_at_once,
+                                    test_two_nodes_start_at_the_same_moment)}

@@ -186,16 +186,22 @@ class Lab:
             raise RuntimeError(f"namespace cleanup failed: {errors}")
 
 
-def wait_for(pred, timeout: float, what: str, step: float = 0.02):
-    """Poll pred() until it is truthy; return its value or raise after timeout seconds."""
+def poll(pred, timeout: float, step: float):
+    """pred() every `step` seconds until it is truthy or `timeout` has passed; its last value."""
     end = time.monotonic() + timeout
     while True:
         v = pred()
-        if v:
+        if v or time.monotonic() > end:
             return v
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(step)
+
+
+def wait_for(pred, timeout: float, what: str, step: float = 0.02):
+    """Poll pred() until it is truthy; return its value or raise after timeout seconds."""
+    v = poll(pred, timeout, step)
+    if not v:
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    return v
 
 
 # A frame capture running inside a namespace (AF_PACKET, every protocol, one interface). It prints
@@ -306,16 +312,32 @@ def vip(node: Node, action: str, timeout: float = 60, extra_env: dict | None = N
     return Result(p, time.monotonic() - t0)
 
 
-def vip_env(extra_env: dict | None = None, **params) -> dict:
-    """The environment Pacemaker gives an agent, with the parameters as OCF_RESKEY_*."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OCF_", "_CRS_", "HA_"))}
-    env.update({"OCF_ROOT": "/usr/lib/ocf", "OCF_RESOURCE_INSTANCE": "vip1",
-                "OCF_RA_VERSION_MAJOR": "1", "OCF_RA_VERSION_MINOR": "1",
-                "OCF_EXIT_REASON_PREFIX": "ocf-exit-reason:",
-                "OCF_RESKEY_CRM_meta_timeout": "20000"})
-    env.update({f"OCF_RESKEY_{k}": str(v) for k, v in params.items()})
+def host_env(drop: tuple[str, ...] = ("OCF_", "_CRS_", "HA_"), proxies: bool = True) -> dict:
+    """This process's environment without the variables an agent must not inherit: those
+    starting with `drop`, and any proxy setting unless `proxies`."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith(drop) and (proxies or "proxy" not in k.lower())}
+
+
+def agent_env(params: dict, extra_env: dict | None = None, *, instance: str = "vip1",
+              base: dict | None = None, pacemaker: bool = True) -> dict:
+    """The one builder of an agent run's environment: `base` (default host_env()), the OCF
+    variables naming `instance`, with `pacemaker` also its exit-reason prefix and 20 s timeout,
+    then `params` as OCF_RESKEY_* (None drops a parameter), then `extra_env`."""
+    env = host_env() if base is None else dict(base)
+    env.update({"OCF_ROOT": "/usr/lib/ocf", "OCF_RESOURCE_INSTANCE": instance,
+                "OCF_RA_VERSION_MAJOR": "1", "OCF_RA_VERSION_MINOR": "1"})
+    if pacemaker:
+        env.update({"OCF_EXIT_REASON_PREFIX": "ocf-exit-reason:",
+                    "OCF_RESKEY_CRM_meta_timeout": "20000"})
+    env.update({f"OCF_RESKEY_{k}": str(v) for k, v in params.items() if v is not None})
     env.update(extra_env or {})
     return env
+
+
+def vip_env(extra_env: dict | None = None, **params) -> dict:
+    """The environment Pacemaker gives the vip agent, with the parameters as OCF_RESKEY_*."""
+    return agent_env(params, extra_env)
 
 
 def vip_popen(node: Node, action: str, extra_env: dict | None = None, **params):

@@ -74,6 +74,8 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import netns
+
 MARK = "cloudha-lab"
 SCRATCH = Path("/tmp") / MARK
 RUNNING_ROLES = ("Started", "Promoted", "Unpromoted", "Master", "Slave")
@@ -604,14 +606,10 @@ class Lab:
 
     def wait_for(self, predicate, timeout: float, what: str):
         """Poll predicate every 0.1 s until it returns something true; return that."""
-        end = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > end:
-                raise TimeoutError(f"waited {timeout}s for {what}")
-            time.sleep(0.1)
+        value = netns.poll(predicate, timeout, 0.1)
+        if not value:
+            raise TimeoutError(f"waited {timeout}s for {what}")
+        return value
 
     def wait_running(self, rsc: str, node, timeout: float = 30, on=None) -> None:
         name = self._live(node).name

@@ -29,24 +29,14 @@ PORT = 8080
 # ---------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module")
-def lab():
-    with Ec2Lab(nodes=2, name="ec2lab-test", second_eni=[2]) as lab:
-        print(f"\nlab up in {lab.up_seconds:.2f}s")
-        yield lab
-    print(f"lab down in {lab.down_seconds:.2f}s")
+LAB = (Ec2Lab, dict(nodes=2, name="ec2lab-test", second_eni=[2]))  # the `lab` fixture
 
 
-@pytest.fixture(autouse=True)
-def clean_controls(request):
-    """Faults and denials never leak from one test into the next."""
-    yield
-    if "lab" in request.fixturenames:
-        lab = request.getfixturevalue("lab")
-        lab.faults.clear()
-        lab.iam.allow_all()
-        lab.imds.set_lag(0)
-        lab.set_dataplane_lag(0)
+def after_each(lab):
+    lab.faults.clear()
+    lab.iam.allow_all()
+    lab.imds.set_lag(0)
+    lab.set_dataplane_lag(0)
 
 
 def free_port() -> int:

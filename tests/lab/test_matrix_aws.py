@@ -10,18 +10,9 @@ $CLOUDHA_MATRIX_REPORT for `make reliability`.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import cloudvip  # noqa: E402
-import matrix  # noqa: E402
-import netns  # noqa: E402
-from ec2lab import Ec2Lab  # noqa: E402
-from matrix import DEADLINE_MS  # noqa: E402
+import cloudvip
+import matrix
+from ec2lab import Ec2Lab
 
 VIP = "10.0.1.100"
 OVERLAY = "192.168.100.10"
@@ -29,16 +20,16 @@ DEST = OVERLAY + "/32"
 REC = matrix.Recorder("aws")
 
 
-@pytest.fixture(scope="module")
-def lab():
-    with Ec2Lab(nodes=2, name="matrix") as lab:
-        lab.tables = [lab.create_route_table([lab.client_subnet_id])]
-        lab.tables += [lab.create_route_table() for _ in range(2)]
-        yield lab
+LAB = (Ec2Lab, dict(nodes=2, name="matrix"))  # the `lab` fixture
 
 
-class Agent:
-    """How one agent is called and how its ownership is read."""
+def ready(lab):
+    lab.tables = [lab.create_route_table([lab.client_subnet_id])]
+    lab.tables += [lab.create_route_table() for _ in range(2)]
+
+
+class Agent(matrix.LabAgent):
+    """How one agent's ownership is read."""
 
     def __init__(self, name: str):
         self.name = name
@@ -53,19 +44,6 @@ class Agent:
 
     def id_of(self, node) -> str:
         return node.eni_id
-
-    def argv(self) -> list[str]:
-        return [netns.cloudha_bin(), self.name]
-
-    def env(self, lab, node, extra=None) -> dict:
-        e = cloudvip.agent_env(lab, node, self.params(lab),
-                               {"OCF_RESKEY_CRM_meta_timeout": str(DEADLINE_MS),
-                                "OCF_RESOURCE_INSTANCE": self.name, **(extra or {})})
-        return e
-
-    def call(self, lab, node, action, extra=None) -> matrix.Call:
-        return matrix.run(node, self.argv() + [action], self.env(lab, node, extra),
-                          DEADLINE_MS / 1000)
 
     def owners(self, lab) -> set:
         """ENIs the cloud sends the address to (route-table: the targets of every table)."""
@@ -121,40 +99,10 @@ AGENTS = [Agent("vip"), Agent("route-table")]
 
 # ---------------------------------------------------------------- the fault matrix
 
-FAULTS = {
-    **matrix.API_FAULTS,
-    "IMDS tokens revoked": lambda lab, node: lab.imds.expire_tokens(),
-    "stale reads (1.5 s)": lambda lab, node: lab.set_api_staleness(1.5),
+# EC2's own faults besides matrix.API_FAULTS: (inject, what the cluster must see).
+CLOUD_FAULTS = {
+    "IMDS tokens revoked": (lambda lab, node: lab.imds.expire_tokens(), matrix.HEALTHY),
+    "stale reads (1.5 s)": (lambda lab, node: lab.set_api_staleness(1.5), matrix.HEALTHY),
 }
-EXPECT = {
-    **matrix.API_EXPECT,
-    "IMDS tokens revoked": matrix.HEALTHY,
-    "stale reads (1.5 s)": matrix.HEALTHY,
-}
-ACTIONS = matrix.ACTIONS
 
-
-@pytest.mark.parametrize("action", ACTIONS)
-@pytest.mark.parametrize("fault", list(FAULTS))
-@pytest.mark.parametrize("agent", AGENTS, ids=lambda a: a.name)
-def test_fault_cell(lab, agent, fault, action):
-    matrix.fault_cell(lab, agent, fault, action, FAULTS, EXPECT, REC)
-
-
-@pytest.mark.parametrize("action", ["start", "stop"])
-@pytest.mark.parametrize("agent", AGENTS, ids=lambda a: a.name)
-def test_killed_at_every_call(lab, agent, action):
-    """SIGKILL the action inside each of its API calls (the request still lands, as with a
-    client that died), then run what Pacemaker runs next and check the final state."""
-    matrix.killed_at_every_call(lab, agent, action, REC)
-
-
-def test_many_vips_move_at_once(lab):
-    """A RAC node failure: node VIP + three SCAN VIPs + two more on one ENI, six vip resources
-    started in parallel on the survivor while node 1 still holds them all."""
-    matrix.many_vips_move_at_once(lab, AGENTS[0], REC, [f"10.0.1.{110 + i}" for i in range(6)])
-
-
-@pytest.mark.parametrize("agent", AGENTS, ids=lambda a: a.name)
-def test_two_nodes_start_at_the_same_moment(lab, agent):
-    matrix.two_nodes_start_at_the_same_moment(lab, agent, REC)
+globals().update(matrix.tests(AGENTS, CLOUD_FAULTS, REC))

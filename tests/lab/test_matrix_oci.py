@@ -8,35 +8,26 @@ clock skew and revoked session tokens; the stand-in does not model read-after-wr
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import cloudvip  # noqa: E402
-import matrix  # noqa: E402
-import netns  # noqa: E402
-from matrix import DEADLINE_MS  # noqa: E402
-from ocilab import OciLab  # noqa: E402
+import cloudvip
+import matrix
+from ocilab import OciLab
 
 VIP = "10.0.1.100"
 REC = matrix.Recorder("oci")
 
 
-@pytest.fixture(scope="module")
-def lab():
-    with OciLab(nodes=2, name="matrixoci") as lab:
-        # A probe prepares each node's session key, as Pacemaker's probes do in a cluster; the
-        # cells then time federation, not key generation.
-        for n in lab.nodes:
-            c = AGENTS[0].call(lab, n, "monitor", {"OCF_RESKEY_CRM_meta_timeout": "60000"})
-            assert c.rc == 7, c
-        yield lab
+LAB = (OciLab, dict(nodes=2, name="matrixoci"))  # the `lab` fixture
 
 
-class OciVip:
+def ready(lab):
+    # A probe prepares each node's session key, as Pacemaker's probes do in a cluster; the
+    # cells then time federation, not key generation.
+    for n in lab.nodes:
+        c = AGENTS[0].call(lab, n, "monitor", {"OCF_RESKEY_CRM_meta_timeout": "60000"})
+        assert c.rc == 7, c
+
+
+class OciVip(matrix.LabAgent):
     name = "vip"
 
     def id_of(self, node) -> str:
@@ -45,18 +36,6 @@ class OciVip:
     def params(self, lab) -> dict:
         return {"ip": VIP, "cloud": "oci", "nic": "eth0", "endpoint_url": lab.endpoint,
                 "auth_endpoint_url": lab.federation_endpoint, "cloud_check_interval": "0"}
-
-    def argv(self) -> list[str]:
-        return [netns.cloudha_bin(), "vip"]
-
-    def env(self, lab, node, extra=None) -> dict:
-        return cloudvip.agent_env(lab, node, self.params(lab),
-                                  {"OCF_RESKEY_CRM_meta_timeout": str(DEADLINE_MS),
-                                   "OCF_RESOURCE_INSTANCE": "vip", **(extra or {})})
-
-    def call(self, lab, node, action, extra=None) -> matrix.Call:
-        return matrix.run(node, self.argv() + [action], self.env(lab, node, extra),
-                          DEADLINE_MS / 1000)
 
     def owners(self, lab) -> set:
         return set(lab.owners(VIP))
@@ -99,38 +78,12 @@ class OciVip:
 
 AGENTS = [OciVip()]
 
-FAULTS = {
-    **matrix.API_FAULTS,
-    "session tokens revoked": lambda lab, node: lab.federation.expire_tokens(),
-    "clock skew (400 s)": lambda lab, node: lab.set_skew(400),
-}
-EXPECT = {
-    **matrix.API_EXPECT,
+# OCI's own faults besides matrix.API_FAULTS: (inject, what the cluster must see).
+CLOUD_FAULTS = {
     # A 401 on a session token federates again once: nothing to see.
-    "session tokens revoked": matrix.HEALTHY,
+    "session tokens revoked": (lambda lab, node: lab.federation.expire_tokens(), matrix.HEALTHY),
     # Every signed request refused (401, "clock is off"): an admin must fix NTP.
-    "clock skew (400 s)": matrix.DENIED,
+    "clock skew (400 s)": (lambda lab, node: lab.set_skew(400), matrix.DENIED),
 }
-ACTIONS = matrix.ACTIONS
 
-
-@pytest.mark.parametrize("action", ACTIONS)
-@pytest.mark.parametrize("fault", list(FAULTS))
-@pytest.mark.parametrize("agent", AGENTS, ids=lambda a: a.name)
-def test_fault_cell(lab, agent, fault, action):
-    matrix.fault_cell(lab, agent, fault, action, FAULTS, EXPECT, REC)
-
-
-@pytest.mark.parametrize("action", ["start", "stop"])
-@pytest.mark.parametrize("agent", AGENTS, ids=lambda a: a.name)
-def test_killed_at_every_call(lab, agent, action):
-    matrix.killed_at_every_call(lab, agent, action, REC)
-
-
-def test_many_vips_move_at_once(lab):
-    matrix.many_vips_move_at_once(lab, AGENTS[0], REC, [f"10.0.1.{110 + i}" for i in range(6)])
-
-
-@pytest.mark.parametrize("agent", AGENTS, ids=lambda a: a.name)
-def test_two_nodes_start_at_the_same_moment(lab, agent):
-    matrix.two_nodes_start_at_the_same_moment(lab, agent, REC)
+globals().update(matrix.tests(AGENTS, CLOUD_FAULTS, REC))

@@ -28,24 +28,15 @@ PORT = 8080
 NO_RETRY = oci.retry.NoneRetryStrategy()
 
 
-@pytest.fixture(scope="module")
-def lab():
-    with OciLab(nodes=2, name="ocilab-test", second_vnic=[2]) as lab:
-        print(f"\nlab up in {lab.up_seconds:.2f}s")
-        yield lab
-    print(f"lab down in {lab.down_seconds:.2f}s")
+LAB = (OciLab, dict(nodes=2, name="ocilab-test", second_vnic=[2]))  # the `lab` fixture
 
 
-@pytest.fixture(autouse=True)
-def clean_controls(request):
-    yield
-    if "lab" in request.fixturenames:
-        lab = request.getfixturevalue("lab")
-        lab.faults.clear()
-        lab.iam.allow_all()
-        lab.set_skew(0)
-        lab.federation.set_lifetime(1200)
-        lab.unassign(VIP, wait=False)
+def after_each(lab):
+    lab.faults.clear()
+    lab.iam.allow_all()
+    lab.set_skew(0)
+    lab.federation.set_lifetime(1200)
+    lab.unassign(VIP, wait=False)
 
 
 def vn(lab, node, url=None):

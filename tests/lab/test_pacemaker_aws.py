@@ -8,24 +8,14 @@ each node, and the fabric delivers the address only to the ENI EC2 says holds it
 corosync, pacemaker, pcs, moto (scripts/install-deps.sh) and CLOUDHA_BIN. Nothing skips.
 """
 
-import sys
-from pathlib import Path
-
-import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import failover  # noqa: E402
-from ec2lab import Ec2Lab  # noqa: E402
+import failover
+from ec2lab import Ec2Lab
 
 VIP = "10.0.1.100"
 BOUND = 30.0
 
 
-@pytest.fixture
-def lab(request):
-    with failover.cloud_cluster(request, Ec2Lab, "pcmkaws") as lab:
-        yield lab
+CLUSTER = (Ec2Lab, "pcmkaws", ("vip",))  # the `lab` fixture
 
 
 def test_aws_vip_fails_over_to_node2_when_node1_crashes(lab):

@@ -7,24 +7,14 @@ Same cluster as test_pacemaker_failover.py (tests/lab/pcmk.py) on the OCI lab's 
 (scripts/install-deps.sh) and CLOUDHA_BIN. Nothing skips.
 """
 
-import sys
-from pathlib import Path
-
-import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import failover  # noqa: E402
-from ocilab import OciLab  # noqa: E402
+import failover
+from ocilab import OciLab
 
 VIP = "10.0.1.100"
 BOUND = 30.0
 
 
-@pytest.fixture
-def lab(request):
-    with failover.cloud_cluster(request, OciLab, "pcmkoci") as lab:
-        yield lab
+CLUSTER = (OciLab, "pcmkoci", ("vip",))  # the `lab` fixture
 
 
 def test_oci_vip_fails_over_to_node2_when_node1_crashes(lab):

@@ -8,25 +8,15 @@ client subnet's route table (tests/lab/ec2lab). Needs root, corosync, pacemaker,
 (scripts/install-deps.sh) and CLOUDHA_BIN. Nothing skips.
 """
 
-import sys
-from pathlib import Path
-
-import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import failover  # noqa: E402
-from ec2lab import Ec2Lab  # noqa: E402
+import failover
+from ec2lab import Ec2Lab
 
 OVERLAY = "192.168.100.10"
 DEST = OVERLAY + "/32"
 BOUND = 30.0
 
 
-@pytest.fixture
-def lab(request):
-    with failover.cloud_cluster(request, Ec2Lab, "pcmkrt", agents=("route-table",)) as lab:
-        yield lab
+CLUSTER = (Ec2Lab, "pcmkrt", ("route-table",))  # the `lab` fixture
 
 
 def test_route_table_fails_over_to_node2_when_node1_crashes(lab):

@@ -10,17 +10,13 @@ packages of scripts/install-deps.sh; nothing here skips.
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import netns  # noqa: E402
-from ec2lab import Ec2Lab  # noqa: E402
-from ec2lab.lab import clean_env  # noqa: E402
+import cloudvip
+import netns
+from ec2lab import Ec2Lab
 
 OVERLAY = "192.168.100.10"
 DEST = OVERLAY + "/32"
@@ -28,19 +24,16 @@ PORT = 8080
 TABLES = 10  # the client subnet's table + 9 more
 
 
-@pytest.fixture(scope="module")
-def lab():
-    with Ec2Lab(nodes=2, name="rtaws") as lab:
-        print(f"\nEC2 lab up in {lab.up_seconds:.1f}s")
-        for n in lab.nodes:
-            n.serve_name(PORT)
-        lab.tables = [lab.create_route_table([lab.client_subnet_id])]
-        lab.tables += [lab.create_route_table() for _ in range(TABLES - 1)]
-        yield lab
+LAB = (Ec2Lab, dict(nodes=2, name="rtaws"))  # the `lab` fixture
+SERVE = PORT
 
 
-@pytest.fixture(autouse=True)
-def clean_slate(lab):
+def ready(lab):
+    lab.tables = [lab.create_route_table([lab.client_subnet_id])]
+    lab.tables += [lab.create_route_table() for _ in range(TABLES - 1)]
+
+
+def before_each(lab):
     """No faults, no denials, source/dest check off, no overlay address, no routes."""
     lab.faults.clear()
     lab.iam.allow_all()
@@ -51,40 +44,21 @@ def clean_slate(lab):
     for t in lab.tables + [lab.main_route_table]:
         lab.set_route(t, DEST, wait=False)
     lab.sync()
-    yield
+
+
+def defaults(lab) -> dict:
+    return {"ip": OVERLAY, "nic": "eth0", "endpoint_url": lab.endpoint}
 
 
 def agent_env(lab, node, extra_env=None, **params) -> dict:
-    home = lab.dir / "empty-home"
-    home.mkdir(exist_ok=True)
-    run = lab.dir / f"run-{node.name}"
-    run.mkdir(exist_ok=True)
-    env = clean_env({
-        "HOME": str(home),
-        "OCF_ROOT": "/usr/lib/ocf", "OCF_RESOURCE_INSTANCE": "overlay1",
-        "OCF_RA_VERSION_MAJOR": "1", "OCF_RA_VERSION_MINOR": "1",
-        "OCF_EXIT_REASON_PREFIX": "ocf-exit-reason:",
-        "OCF_RESKEY_CRM_meta_timeout": "20000",
-        "CLOUDHA_RUN_DIR": str(run), "CLOUDHA_DMI_DIR": "/nonexistent",
-    })
-    env.pop("NO_PROXY", None)
-    p = {"ip": OVERLAY, "nic": "eth0", "endpoint_url": lab.endpoint}
-    p.update(params)
-    env.update({f"OCF_RESKEY_{k}": str(v) for k, v in p.items() if v is not None})
-    env.update(extra_env or {})
-    return env
+    return cloudvip.agent_env(lab, node, defaults(lab), extra_env, "overlay1", **params)
 
 
 def rt(lab, node, action, extra_env=None, timeout=40, **params) -> netns.Result:
-    node = lab.node(node)
     if isinstance(params.get("route_tables"), list):
         params["route_tables"] = ",".join(params["route_tables"])
-    t0 = time.monotonic()
-    p = node.exec([netns.cloudha_bin(), "route-table", action],
-                  env=agent_env(lab, node, extra_env, **params), timeout=timeout)
-    r = netns.Result(p, time.monotonic() - t0)
-    print(f"{node.name} route-table {action} -> {r.rc} in {r.elapsed:.3f}s\n{p.stderr.strip()}")
-    return r
+    return cloudvip.call(lab, node, action, defaults(lab), extra_env, timeout, "route-table",
+                         "overlay1", **params)
 
 
 RECURRING = {"OCF_RESKEY_CRM_meta_interval": "10000"}

@@ -17,27 +17,19 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import cloudvip  # noqa: E402
-import netns  # noqa: E402
-from cloudvip import VIP, run_dir  # noqa: E402
-from ec2lab import Ec2Lab  # noqa: E402
+import cloudvip
+import netns
+from cloudvip import VIP, run_dir
+from ec2lab import Ec2Lab
 
 PORT = 8080
 
 
-@pytest.fixture(scope="module")
-def lab():
-    with Ec2Lab(nodes=2, name="vipaws", second_eni=[1]) as lab:
-        print(f"\nEC2 lab up in {lab.up_seconds:.1f}s")
-        for n in lab.nodes:
-            n.serve_name(PORT)
-        yield lab
+LAB = (Ec2Lab, dict(nodes=2, name="vipaws", second_eni=[1]))  # the `lab` fixture
+SERVE = PORT
 
 
-@pytest.fixture(autouse=True)
-def clean_slate(lab):
+def before_each(lab):
     """Every test starts with VIP assigned to nobody, on no node, no faults, no denials."""
     lab.faults.clear()
     lab.iam.allow_all()
@@ -47,7 +39,6 @@ def clean_slate(lab):
         for dev in ("eth0", "eth1"):
             n.exec(["ip", "addr", "del", f"{VIP}/24", "dev", dev])
     lab.sync()
-    yield
 
 
 def defaults(lab) -> dict:

@@ -13,33 +13,24 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import cloudvip  # noqa: E402
-import netns  # noqa: E402
-from cloudvip import VIP, run_dir  # noqa: E402
-from ocilab import OciLab, reference_sign  # noqa: E402
+import cloudvip
+import netns
+from cloudvip import VIP, run_dir
+from ocilab import OciLab, reference_sign
 
 PORT = 8080
 
 
-@pytest.fixture(scope="module")
-def lab():
-    with OciLab(nodes=2, name="vipoci") as lab:
-        print(f"\nOCI lab up in {lab.up_seconds:.1f}s")
-        for n in lab.nodes:
-            n.serve_name(PORT)
-        yield lab
+LAB = (OciLab, dict(nodes=2, name="vipoci"))  # the `lab` fixture
+SERVE = PORT
 
 
-@pytest.fixture(autouse=True)
-def clean_slate(lab):
+def before_each(lab):
     """VIP exists nowhere, no faults, no denials, the stand-in's clock right."""
     lab.faults.clear()
     lab.iam.allow_all()
@@ -49,7 +40,6 @@ def clean_slate(lab):
     for n in lab.nodes:
         n.exec(["ip", "addr", "del", f"{VIP}/24", "dev", "eth0"])
     lab.sync()
-    yield
 
 
 def defaults(lab) -> dict:

@@ -326,21 +326,27 @@ def apply() -> None:
     if _applied:
         return
     _applied = True
-    NetworkInterfaceBackend.assign_private_ip_addresses = assign_private_ip_addresses
-    NetworkInterfaceBackend.unassign_private_ip_addresses = unassign_private_ip_addresses
-    ElasticNetworkInterfaces.assign_private_ip_addresses = assign_response
-    ElasticNetworkInterfaces.unassign_private_ip_addresses = unassign_response
-    NetworkInterface.get_filter_value = eni_filter_value
+    for owner, fixes in PATCHES.items():
+        for name, value in fixes.items():
+            setattr(owner, name, value)
 
-    eip_models.random_ip = random_eip
-    ElasticAddress.instance_id = property(eip_instance_id)
-    ElasticAddress.network_interface_id = property(eip_network_interface_id)
-    ElasticAddress.private_ip_address = property(eip_private_ip)
-    ElasticAddressBackend.associate_address = associate_address
-    ElasticAddressBackend.disassociate_address = disassociate_address
-    ElasticIPAddresses.associate_address = associate_response
 
-    Route.instance_id = property(route_instance_id)
-    Route.network_interface_id = property(route_interface_id)
-    Route.state = property(route_state)
-    RouteBackend.create_route = create_route
+# Where each fix goes: kept as data so a fix is one entry.
+PATCHES = {
+    NetworkInterfaceBackend: dict(assign_private_ip_addresses=assign_private_ip_addresses,
+                                  unassign_private_ip_addresses=unassign_private_ip_addresses),
+    ElasticNetworkInterfaces: dict(assign_private_ip_addresses=assign_response,
+                                   unassign_private_ip_addresses=unassign_response),
+    NetworkInterface: dict(get_filter_value=eni_filter_value),
+    eip_models: dict(random_ip=random_eip),
+    ElasticAddress: dict(instance_id=property(eip_instance_id),
+                         network_interface_id=property(eip_network_interface_id),
+                         private_ip_address=property(eip_private_ip)),
+    ElasticAddressBackend: dict(associate_address=associate_address,
+                                disassociate_address=disassociate_address),
+    ElasticIPAddresses: dict(associate_address=associate_response),
+    Route: dict(instance_id=property(route_instance_id),
+                network_interface_id=property(route_interface_id),
+                state=property(route_state)),
+    RouteBackend: dict(create_route=create_route),
+}

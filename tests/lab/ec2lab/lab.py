@@ -57,8 +57,7 @@ def sh(*cmd, check=True, timeout=30, **kw) -> subprocess.CompletedProcess:
 
 def clean_env(extra: dict | None = None) -> dict:
     """The host's environment without AWS settings or proxies: nothing may lead outward."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AWS_", "OCF_", "HA_")) and "proxy" not in k.lower()}
+    env = netns.host_env(("AWS_", "OCF_", "HA_"), proxies=False)
     env["NO_PROXY"] = "*"
     env.update(extra or {})
     return env
@@ -744,14 +743,9 @@ class Ec2Lab:
 
     def awsvip_env(self, node, ip: str, **params) -> dict:
         """Environment to run resource-agents' awsvip <action> inside node (node.exec)."""
-        env = self.aws_env(node)
-        env.update({"OCF_ROOT": "/usr/lib/ocf", "OCF_RESOURCE_INSTANCE": "awsvip1",
-                    "OCF_RA_VERSION_MAJOR": "1", "OCF_RA_VERSION_MINOR": "1",
-                    "OCF_RESKEY_secondary_private_ip": ip,
-                    "OCF_RESKEY_awscli": str(self.dir / "aws"),
-                    "OCF_RESKEY_profile": "default"})
-        env.update({f"OCF_RESKEY_{k}": str(v) for k, v in params.items()})
-        return env
+        return netns.agent_env({"secondary_private_ip": ip, "awscli": str(self.dir / "aws"),
+                                "profile": "default", **params},
+                               instance="awsvip1", base=self.aws_env(node), pacemaker=False)
 
     # -- teardown
 

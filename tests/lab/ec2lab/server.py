@@ -30,22 +30,19 @@ import re
 import secrets
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs
+
+from standin import NOT_SHARED, MetadataHandler, announce, log, shared_control
 
 from . import nssock
 
 ACCOUNT = "123456789012"
 LAB_KEY = "lab"  # the lab's own access key: never counted, never denied
 MOTO = threading.RLock()  # moto is not thread-safe; every touch of its state holds this
-
-
-def log(*a) -> None:
-    print(time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------- moto
@@ -365,31 +362,8 @@ def iso(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class ImdsHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes: without TCP_NODELAY, Nagle holds the body until
-    # the client's delayed ACK (40 ms a request), which real IMDS never costs.
-    disable_nagle_algorithm = True
+class ImdsHandler(MetadataHandler):
     server_version = "EC2ws"
-    sys_version = ""
-
-    def log_message(self, *a):  # the request list is the log
-        pass
-
-    def send(self, status: int, body: str, ctype: str = "text/plain", extra=None) -> None:
-        data = body.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (extra or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-        node: ImdsNode = self.server.node
-        with node.lock:
-            node.requests.append({"t": time.monotonic(), "method": self.command,
-                                  "path": self.path, "status": status})
 
     def do_PUT(self):
         length = int(self.headers.get("Content-Length") or 0)
@@ -825,14 +799,9 @@ class Control:
 
     def route(self, method: str, path: str, body, query):
         c = self.cloud
-        if path == "ping":
-            return {"pid": os.getpid()}
-        if path == "faults":
-            if method == "DELETE":
-                c.faults.set([])
-            elif method == "POST":
-                c.faults.set(body if isinstance(body, list) else [body])
-            return c.faults.rules
+        shared = shared_control(c, method, path, body, query)
+        if shared is not NOT_SHARED:
+            return shared
         if path == "iam/deny":
             c.iam.rules.extend({"action": a, "key": body.get("key")} for a in body["actions"])
             return c.iam.rules
@@ -841,25 +810,16 @@ class Control:
             return []
         if path == "calls":
             return c.calls.since(float(query["since"]) if "since" in query else None)
-        if path == "nodes":
-            c.add_node(body)
-            return {"ok": True}
         if path == "imds/expire":
             for n in c.imds.values():
                 n.expire()
             return {"ok": True}
-        if path == "imds/requests":
-            node = c.imds[query["node"]]
-            with node.lock:
-                return list(node.requests)
         if path == "imds/lag":
             c.imds_lag = float(body["seconds"])
             return {"ok": True}
         if path == "stale":
             c.stale = float(body["seconds"])
             return {"ok": True}
-        if path.startswith("dataplane"):
-            return c.dataplane.control(path, body)
         raise KeyError(path)
 
 
@@ -900,10 +860,7 @@ def main() -> None:
     endpoint_server.app = Gate(cloud, counted=True)
     control_server = serve(Control(cloud))
     threading.Thread(target=endpoint_server.serve_forever, daemon=True).start()
-    print(json.dumps({"endpoint": endpoint_server.server_port,
-                      "control": control_server.server_port}), flush=True)
-    log(f"ec2lab server pid {os.getpid()} endpoint {endpoint_server.server_port} "
-        f"control {control_server.server_port}")
+    announce("ec2lab", endpoint=endpoint_server.server_port, control=control_server.server_port)
     control_server.serve_forever()
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from ec2lab import lab as ec2
 from ec2lab.lab import Ec2Lab, Eni, Node, clean_env
 
+import netns
+
 from . import pki
 
 HERE = Path(__file__).resolve().parent
@@ -378,12 +380,8 @@ class OciLab(Ec2Lab):
         """Environment to run resource-agents' ocivip <action> inside node (node.exec):
         OCF_RESKEY_ocicli = lab.dir/oci (oci-cli with --endpoint, federation endpoint and
         CA bundle; ocivip itself exports OCI_CLI_AUTH=instance_principal)."""
-        env = clean_env({"OCF_ROOT": "/usr/lib/ocf", "OCF_RESOURCE_INSTANCE": "ocivip1",
-                         "OCF_RA_VERSION_MAJOR": "1", "OCF_RA_VERSION_MINOR": "1",
-                         "OCF_RESKEY_secondary_private_ip": ip,
-                         "OCF_RESKEY_ocicli": self.oci_cli})
-        env.update({f"OCF_RESKEY_{k}": str(v) for k, v in params.items()})
-        return env
+        return netns.agent_env({"secondary_private_ip": ip, "ocicli": self.oci_cli, **params},
+                               instance="ocivip1", base=clean_env(), pacemaker=False)
 
     # -- EC2 only
 

@@ -21,10 +21,8 @@ import email.utils
 import ipaddress
 import json
 import math
-import os
 import re
 import secrets
-import socket
 import ssl
 import sys
 import threading
@@ -37,6 +35,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ec2lab import nssock
 from ec2lab.server import DataPlane, Faults, NsHTTPServer, Relay, exit_with, pid_alive
+from standin import NOT_SHARED, MetadataHandler, QuietHandler, announce, log, shared_control
 
 from . import pki
 
@@ -54,10 +53,6 @@ MESSAGES = {
 REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
            404: "Not Found", 409: "Conflict", 412: "Precondition Failed",
            429: "Too Many Requests", 500: "Internal Server Error"}
-
-
-def log(*a) -> None:
-    print(time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
 
 
 def iso(epoch: float) -> str:
@@ -578,14 +573,8 @@ def federate(cloud: Cloud, req: Req) -> tuple[int, object, dict]:
 # ---------------------------------------------------------------- the gate
 
 
-class ApiHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+class ApiHandler(QuietHandler):
     server_version = "lab-oci"
-    sys_version = ""
-
-    def log_message(self, *a):
-        pass
 
     def handle_one(self):
         cloud: Cloud = self.server.cloud
@@ -753,27 +742,8 @@ class ImdsNode:
         return 200, str(value), "text/plain"
 
 
-class ImdsHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+class ImdsHandler(MetadataHandler):
     server_version = "lab-imds"
-    sys_version = ""
-
-    def log_message(self, *a):
-        pass
-
-    def send(self, status: int, body: str, ctype: str = "text/plain") -> None:
-        data = body.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-        node: ImdsNode = self.server.node
-        with node.lock:
-            node.requests.append({"t": time.monotonic(), "method": self.command,
-                                  "path": self.path, "status": status})
 
     def do_GET(self):
         path = urlsplit(self.path).path
@@ -828,14 +798,9 @@ class ControlHandler(BaseHTTPRequestHandler):
 
 
 def route_control(c: Cloud, method: str, path: str, body, query):
-    if path == "ping":
-        return {"pid": os.getpid()}
-    if path == "faults":
-        if method == "DELETE":
-            c.faults.set([])
-        elif method == "POST":
-            c.faults.set(body if isinstance(body, list) else [body])
-        return c.faults.rules
+    shared = shared_control(c, method, path, body, query)
+    if shared is not NOT_SHARED:
+        return shared
     if path == "deny":
         c.deny.extend(body["rules"])
         return c.deny
@@ -860,13 +825,6 @@ def route_control(c: Cloud, method: str, path: str, body, query):
     if path == "federation/tokens":
         with STATE:
             return list(c.tokens.values())
-    if path == "nodes":
-        c.add_node(body)
-        return {"ok": True}
-    if path == "imds/requests":
-        node = c.imds[query["node"]]
-        with node.lock:
-            return list(node.requests)
     if path == "state":
         with STATE:
             return {"private_ips": [c.pip_json(p) for p in c.private_ips.values()],
@@ -885,8 +843,6 @@ def route_control(c: Cloud, method: str, path: str, body, query):
             if p is not None:
                 c.delete_ip(p)
             return {"ok": True}
-    if path.startswith("dataplane"):
-        return c.dataplane.control(path, body)
     raise KeyError(path)
 
 
@@ -912,10 +868,7 @@ def main() -> None:
     control.cloud = cloud
     for s in (plain, tls):
         threading.Thread(target=s.serve_forever, daemon=True).start()
-    print(json.dumps({"endpoint": plain.server_port, "tls": tls.server_port,
-                      "control": control.server_port}), flush=True)
-    log(f"ocilab server pid {os.getpid()} endpoint {plain.server_port} tls {tls.server_port} "
-        f"control {control.server_port}")
+    announce("ocilab", endpoint=plain.server_port, tls=tls.server_port, control=control.server_port)
     control.serve_forever()
 
 

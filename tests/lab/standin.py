@@ -1,0 +1,78 @@
+"""HTTP pieces both cloud stand-ins (ec2lab.server, ocilab.server) serve with: a quiet
+HTTP/1.1 handler and the instance metadata handler's reply, which logs every request to the
+node it serves, and the control calls both answer alike."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from http.server import BaseHTTPRequestHandler
+
+
+def log(*a) -> None:
+    print(time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
+
+
+def announce(name: str, **ports: int) -> None:
+    """The start line the lab reads (one JSON object of ports on stdout), and the same in the
+    log."""
+    print(json.dumps(ports), flush=True)
+    log(f"{name} server pid {os.getpid()} " + " ".join(f"{k} {v}" for k, v in ports.items()))
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without TCP_NODELAY, Nagle holds the body until
+    # the client's delayed ACK (40 ms a request), which a real cloud never costs.
+    disable_nagle_algorithm = True
+    sys_version = ""
+
+    def log_message(self, *a):  # the stand-ins keep their own request lists
+        pass
+
+
+class MetadataHandler(QuietHandler):
+    """Base of an IMDS handler: self.server.node has .lock and .requests."""
+
+    def send(self, status: int, body: str, ctype: str = "text/plain", extra=None) -> None:
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        node = self.server.node
+        with node.lock:
+            node.requests.append({"t": time.monotonic(), "method": self.command,
+                                  "path": self.path, "status": status})
+
+
+NOT_SHARED = object()  # shared_control's answer for a path each stand-in routes itself
+
+
+def shared_control(cloud, method: str, path: str, body, query):
+    """The /_lab/ control calls of both stand-ins: ping, faults, nodes, IMDS requests, the
+    data plane. `cloud` has .faults, .add_node, .imds and .dataplane."""
+    if path == "ping":
+        return {"pid": os.getpid()}
+    if path == "faults":
+        if method == "DELETE":
+            cloud.faults.set([])
+        elif method == "POST":
+            cloud.faults.set(body if isinstance(body, list) else [body])
+        return cloud.faults.rules
+    if path == "nodes":
+        cloud.add_node(body)
+        return {"ok": True}
+    if path == "imds/requests":
+        node = cloud.imds[query["node"]]
+        with node.lock:
+            return list(node.requests)
+    if path.startswith("dataplane"):
+        return cloud.dataplane.control(path, body)
+    return NOT_SHARED
