@@ -420,22 +420,25 @@ impl Values {
                 .or(key.param.default),
         )
     }
-
-    pub fn str(&self, name: &str) -> Option<&str> {
-        self.values.get(name).map(String::as_str)
-    }
-    /// Integer parameters are range-checked by `validate`, so this cannot fail for them.
-    pub fn int(&self, name: &str) -> Option<i64> {
-        self.str(name).and_then(|v| v.parse().ok())
-    }
-    pub fn bool(&self, name: &str) -> Option<bool> {
-        self.str(name).and_then(parse_bool)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reading by string name, which agents no longer do (they read typed keys); kept for
+    /// these tests of the untyped declarations.
+    impl Values {
+        fn str(&self, name: &str) -> Option<&str> {
+            self.values.get(name).map(String::as_str)
+        }
+        fn int(&self, name: &str) -> Option<i64> {
+            self.str(name).and_then(|v| v.parse().ok())
+        }
+        fn bool(&self, name: &str) -> Option<bool> {
+            self.str(name).and_then(parse_bool)
+        }
+    }
 
     static DECLS: &[Param] = &[
         Param::new("ip", "address", "the address").required(),
