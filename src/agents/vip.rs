@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::checks::{never_unicast, no_such_nic, pick_link};
+use super::checks::{check_ifname, never_unicast, no_such_nic, pick_link};
 use super::records::{CLOUD_CHECKED, Record};
 use super::{ActionDecl, Agent, AgentDef, Ctx, Health, standard_actions};
 use crate::cloud::{self, Cloud, CloudChoice, CloudKind, Owner};
@@ -152,9 +152,6 @@ pub struct Vip {
     arp_count: u32,
     arp_interval: Duration,
 }
-
-// vxlan-fdb still imports it from here
-pub use super::checks::check_ifname;
 
 /// Refuse addresses that can never be a virtual IP.
 fn check_ip(raw: &str) -> Result<IpAddr> {

@@ -20,15 +20,7 @@ pub(super) struct OverlayAddr {
 }
 
 pub(super) fn check_unicast(param: &str, ip: IpAddr) -> Result<IpAddr> {
-    let why = match ip {
-        _ if ip.is_unspecified() => Some("the unspecified address"),
-        _ if ip.is_multicast() => Some("a multicast address"),
-        _ if ip.is_loopback() => Some("a loopback address"),
-        IpAddr::V4(v4) if v4.is_broadcast() => Some("the broadcast address"),
-        IpAddr::V6(v6) if v6.is_unicast_link_local() => Some("a link-local address"),
-        _ => None,
-    };
-    match why {
+    match crate::agents::checks::never_unicast(ip) {
         Some(w) => Err(Error::config(format!(
             "{param}: {ip} is {w}; a unicast address is needed"
         ))),

@@ -16,7 +16,7 @@ mod plan;
 use std::collections::HashSet;
 use std::net::IpAddr;
 
-use super::vip::check_ifname;
+use super::checks::check_ifname;
 use super::{ActionDecl, Agent, AgentDef, Ctx, Health, standard_actions};
 use crate::error::{Error, Kind, Result, shown};
 use crate::host::{FLOOD_MAC, LinkChange};

@@ -9,6 +9,7 @@ use super::VxlanFdb;
 use super::config::Peer;
 use super::corosync::corosync_peers;
 use crate::agents::Ctx;
+use crate::agents::checks::pick_link;
 use crate::error::{Error, Result, shown};
 use crate::host::{FLOOD_MAC, Host, Link, VxlanConf, contains};
 
@@ -182,36 +183,25 @@ impl Plan {
                 "local={l} is not an address of this node"
             )));
         }
-        let dev = match &vx.dev {
-            Some(name) => host.link_by_name(name)?.ok_or_else(|| {
-                Error::not_installed(format!("dev={name}: no such interface on this node"))
-            })?,
-            None => {
-                let index = match peers.first() {
-                    Some(p) => match host.route_to(*p)? {
-                        Some(hop) => hop.link,
-                        None => {
-                            return Err(Error::host_args(format!(
-                                "this node has no route to the peer {p}; set dev, or fix the \
-                                 underlay routing"
-                            )));
-                        }
-                    },
-                    None => match vx.local.and_then(|l| addrs.iter().find(|a| a.ip == l)) {
-                        Some(a) => a.link,
-                        None => {
-                            return Err(Error::host_args(
-                                "no peer other than this node is listed, so the underlay \
-                                 interface cannot be found from a route; set dev",
-                            ));
-                        }
-                    },
-                };
-                host.link_by_index(index)?.ok_or_else(|| {
-                    Error::transient(format!("interface {index} vanished while looking it up"))
-                })?
-            }
+        let missing = |name: &str| {
+            Error::not_installed(format!("dev={name}: no such interface on this node"))
         };
+        let dev = pick_link(host, vx.dev.as_deref(), missing, || match peers.first() {
+            Some(p) => match host.route_to(*p)? {
+                Some(hop) => Ok(hop.link),
+                None => Err(Error::host_args(format!(
+                    "this node has no route to the peer {p}; set dev, or fix the \
+                     underlay routing"
+                ))),
+            },
+            None => match vx.local.and_then(|l| addrs.iter().find(|a| a.ip == l)) {
+                Some(a) => Ok(a.link),
+                None => Err(Error::host_args(
+                    "no peer other than this node is listed, so the underlay \
+                     interface cannot be found from a route; set dev",
+                )),
+            },
+        })?;
         let local = match vx.local {
             Some(l) => l,
             None => {
