@@ -331,18 +331,23 @@ mod tests {
     use super::super::tests::*;
     use super::*;
 
-    #[test]
-    fn incompatible_device_is_refused_and_left_alone() {
-        let host = node1();
+    /// A VXLAN device vxlan10 on eth0 that exists before the agent runs.
+    fn existing(host: &FakeHost, vni: u32, port: u16, learning: bool, mtu: u32) -> u32 {
         let conf = VxlanConf {
-            vni: 11,
-            port: 8472,
+            vni,
+            port,
             dev: Some(2),
             local: None,
             group: None,
-            learning: true,
+            learning,
         };
-        let index = host.add_vxlan("vxlan10", &conf, 1500).unwrap();
+        host.add_vxlan("vxlan10", &conf, mtu).unwrap()
+    }
+
+    #[test]
+    fn incompatible_device_is_refused_and_left_alone() {
+        let host = node1();
+        let index = existing(&host, 11, 8472, true, 1500);
         let before = host.ops.borrow().len();
         let e = with(&host, false, |cx| mesh(&[]).start(cx)).unwrap_err();
         assert_eq!(e.kind, Kind::HostArgs);
@@ -376,15 +381,7 @@ mod tests {
     #[test]
     fn adopted_device_keeps_living_after_stop() {
         let host = node1();
-        let conf = VxlanConf {
-            vni: 10,
-            port: 4789,
-            dev: Some(2),
-            local: None,
-            group: None,
-            learning: false,
-        };
-        let index = host.add_vxlan("vxlan10", &conf, 1450).unwrap();
+        let index = existing(&host, 10, 4789, false, 1450);
         let a = mesh(&[("address", "10.99.0.1/24")]);
         with(&host, false, |cx| a.start(cx).unwrap());
         assert_eq!(
@@ -421,15 +418,7 @@ mod tests {
     fn failed_start_takes_back_what_it_added_to_existing_devices() {
         // An adopted VXLAN device (not a bridge port) and a bridge that both existed before.
         let host = node1();
-        let conf = VxlanConf {
-            vni: 10,
-            port: 4789,
-            dev: Some(2),
-            local: None,
-            group: None,
-            learning: true,
-        };
-        let vx = host.add_vxlan("vxlan10", &conf, 1450).unwrap();
+        let vx = existing(&host, 10, 4789, true, 1450);
         let br = host.add_bridge("br-ov").unwrap();
         host.fdb_append(vx, FLOOD_MAC, &ips(&["192.168.77.2"]))
             .unwrap();

@@ -169,34 +169,25 @@ fn reload_adds_and_removes_exactly_the_changed_peers() {
     let host = node1();
     with(&host, false, |cx| mesh(&[]).start(cx).unwrap());
     let index = vxlan(&host, "vxlan10").0.index;
-    let before = host.ops.borrow().len();
-    let grown = agent(&[("vni", "10"), ("peers", &format!("{PEERS} 192.168.77.4"))]).unwrap();
-    with(&host, false, |cx| grown.reload(cx).unwrap());
+    // What one reload with these parameters does, from the state the previous one left.
+    let reload = |pairs: &[(&str, &str)]| {
+        let before = host.ops.borrow().len();
+        let a = agent(pairs).unwrap();
+        with(&host, false, |cx| a.reload(cx).unwrap());
+        host.ops.borrow()[before..].to_vec()
+    };
+    let grown = format!("{PEERS} 192.168.77.4");
     assert_eq!(
-        host.ops.borrow()[before..],
+        reload(&[("vni", "10"), ("peers", &grown)]),
         [format!("fdb+ {index} 192.168.77.4")]
     );
-    let before = host.ops.borrow().len();
-    let shrunk = agent(&[
+    let shrunk = [
         ("vni", "10"),
         ("peers", "192.168.77.1 192.168.77.3 192.168.77.4"),
-    ])
-    .unwrap();
-    with(&host, false, |cx| shrunk.reload(cx).unwrap());
-    assert_eq!(
-        host.ops.borrow()[before..],
-        [format!("fdb- {index} 192.168.77.2")]
-    );
+    ];
+    assert_eq!(reload(&shrunk), [format!("fdb- {index} 192.168.77.2")]);
     // learning is reloadable and toggled live.
-    let before = host.ops.borrow().len();
-    let quiet = agent(&[
-        ("vni", "10"),
-        ("peers", "192.168.77.1 192.168.77.3 192.168.77.4"),
-        ("learning", "false"),
-    ])
-    .unwrap();
-    with(&host, false, |cx| quiet.reload(cx).unwrap());
-    let ops = host.ops.borrow()[before..].to_vec();
+    let ops = reload(&[shrunk[0], shrunk[1], ("learning", "false")]);
     assert_eq!(ops.len(), 1);
     assert!(ops[0].contains("learning: Some(false)") && !ops[0].contains("up: Some"));
 }
