@@ -31,6 +31,39 @@ pub(super) fn ours(d: &LinkDetails) -> bool {
     d.alias.as_deref() == Some(MARK)
 }
 
+/// Mark a device start created, so that stop deletes only those.
+fn mark(host: &dyn Host, index: u32) -> Result<()> {
+    host.set_link(
+        index,
+        &LinkChange {
+            alias: Some(MARK.into()),
+            ..Default::default()
+        },
+    )
+}
+
+/// Set learning on the device back to the parameter where it differs; whether it did.
+pub(super) fn restore_learning(
+    vx: &VxlanFdb,
+    host: &dyn Host,
+    all: &Links,
+    index: u32,
+) -> Result<bool> {
+    let differs = find(all, &vx.ifname)
+        .and_then(|(_, d)| d.vxlan.as_ref())
+        .is_some_and(|v| v.learning != vx.learning);
+    if differs {
+        host.set_link(
+            index,
+            &LinkChange {
+                learning: Some(vx.learning),
+                ..Default::default()
+            },
+        )?;
+    }
+    Ok(differs)
+}
+
 /// What a failed start must undo.
 #[derive(Default)]
 pub(super) struct Created {
@@ -166,13 +199,7 @@ pub(super) fn bring_up(
             tracing::info!("creating bridge {b}");
             let i = host.add_bridge(b)?;
             created.bridge = Some(i);
-            host.set_link(
-                i,
-                &LinkChange {
-                    alias: Some(MARK.into()),
-                    ..Default::default()
-                },
-            )?;
+            mark(host, i)?;
             Some(i)
         }
         (_, b) => b,
@@ -206,13 +233,7 @@ pub(super) fn bring_up(
             );
             let i = host.add_vxlan(&vx.ifname, &want, plan.mtu)?;
             created.vxlan = Some(i);
-            host.set_link(
-                i,
-                &LinkChange {
-                    alias: Some(MARK.into()),
-                    ..Default::default()
-                },
-            )?;
+            mark(host, i)?;
             (i, LinkDetails::default())
         }
     };

@@ -3,7 +3,6 @@
 //! (head-end replication), so broadcast and multicast reach every node over plain unicast UDP —
 //! what clouds without multicast need for Oracle's interconnect or for L2 container overlays.
 //! The monitor keeps the kernel's flood list equal to the desired one, in place.
-
 //!
 //! `config` parses the parameters' lists and addresses, `corosync` reads the peer list from
 //! corosync.conf, `plan` works out what the host should look like, `device` makes it so.
@@ -26,7 +25,7 @@ use config::{OverlayAddr, Peer, check_unicast, parse_addresses, parse_peer, word
 pub use corosync::corosync_ring0;
 use device::{
     Created, address_link, bring_up, compatible, current, ensure_address, find, ours, reconcile,
-    remove_address, rollback,
+    remove_address, restore_learning, rollback,
 };
 use plan::{Plan, drift, list, overhead};
 
@@ -460,19 +459,8 @@ impl Agent for VxlanFdb {
                 }
             }
         }
-        if details
-            .vxlan
-            .as_ref()
-            .is_some_and(|v| v.learning != self.learning)
-        {
-            tracing::warn!("{}: learning was changed: restoring it", self.ifname);
-            host.set_link(
-                link.index,
-                &LinkChange {
-                    learning: Some(self.learning),
-                    ..Default::default()
-                },
-            )?;
+        if restore_learning(self, host, &all, link.index)? {
+            tracing::warn!("{}: learning was changed: restored it", self.ifname);
         }
         if let Some(l) = address_link(self, &all, &link) {
             ensure_address(host, &plan, l.index, true)?;
@@ -545,18 +533,7 @@ impl Agent for VxlanFdb {
                 list(&d.stale)
             },
         );
-        let learning = find(&all, &self.ifname)
-            .and_then(|(_, d)| d.vxlan.as_ref())
-            .map(|v| v.learning);
-        if learning.is_some_and(|l| l != self.learning) {
-            host.set_link(
-                link.index,
-                &LinkChange {
-                    learning: Some(self.learning),
-                    ..Default::default()
-                },
-            )?;
-        }
+        restore_learning(self, host, &all, link.index)?;
         Ok(())
     }
 }
