@@ -1,0 +1,341 @@
+//! Unit tests of the vip agent against the in-memory fakes.
+
+use super::*;
+use crate::agents::Paths;
+use crate::cloud::fake::FakeCloud;
+use crate::error::Kind;
+use crate::host::fake::FakeHost;
+use crate::params::{Raw, Source};
+use std::time::Instant;
+
+fn agent(pairs: &[(&str, &str)]) -> Result<Box<dyn Agent>> {
+    let mut raw = Raw::default();
+    for (k, v) in pairs {
+        raw.set(k, v, Source::CommandLine);
+    }
+    (AGENT.build)(&Values::validate(PARAMS, &raw)?)
+}
+
+fn with<T>(host: &FakeHost, f: impl FnOnce(&Ctx) -> T) -> T {
+    crate::agents::with_test_ctx(host, false, f)
+}
+
+fn lan() -> FakeHost {
+    FakeHost::default()
+        .with_link(1, "lo", Some(("127.0.0.1", 8)))
+        .with_link(2, "eth0", Some(("10.0.0.1", 24)))
+        .with_link(3, "eth1", Some(("192.168.5.1", 24)))
+}
+
+#[test]
+fn start_monitor_stop_cycle() {
+    let host = lan();
+    let a = agent(&[("ip", "10.0.0.200"), ("cloud", "none")]).unwrap();
+    with(&host, |cx| {
+        assert_eq!(a.monitor(cx).unwrap(), Health::NotRunning);
+        a.start(cx).unwrap();
+        assert!(host.has(2, "10.0.0.200"));
+        assert_eq!(host.addrs.borrow().last().unwrap().prefix, 24);
+        assert_eq!(host.announced.borrow().len(), 1);
+        a.start(cx).unwrap(); // idempotent
+        assert_eq!(host.addrs.borrow().len(), 4);
+        assert_eq!(a.monitor(cx).unwrap(), Health::Running);
+        a.stop(cx).unwrap();
+        assert!(!host.has(2, "10.0.0.200"));
+        a.stop(cx).unwrap(); // idempotent
+        assert_eq!(a.monitor(cx).unwrap(), Health::NotRunning);
+    });
+}
+
+#[test]
+fn start_moves_a_copy_from_the_wrong_interface() {
+    let host = lan();
+    host.add_addr(3, "10.0.0.200".parse().unwrap(), 32).unwrap();
+    let a = agent(&[("ip", "10.0.0.200"), ("cloud", "none"), ("nic", "eth0")]).unwrap();
+    with(&host, |cx| {
+        assert!(
+            a.monitor(cx).is_err(),
+            "on the wrong interface is a failure"
+        );
+        a.start(cx).unwrap();
+        assert!(host.has(2, "10.0.0.200") && !host.has(3, "10.0.0.200"));
+    });
+}
+
+#[test]
+fn dead_link_is_a_failure_not_stopped() {
+    let host = lan();
+    let a = agent(&[("ip", "10.0.0.200"), ("cloud", "none")]).unwrap();
+    with(&host, |cx| {
+        a.start(cx).unwrap();
+        host.links.borrow_mut()[1].carrier = false;
+        let e = a.monitor(cx).unwrap_err();
+        assert_eq!(e.kind, crate::error::Kind::Failed);
+        assert!(e.message.contains("no carrier"), "{}", e.message);
+    });
+}
+
+#[test]
+fn host_problems_are_host_problems() {
+    let host = lan();
+    with(&host, |cx| {
+        let e = agent(&[("ip", "172.16.0.9"), ("cloud", "none")])
+            .unwrap()
+            .start(cx)
+            .unwrap_err();
+        assert_eq!(e.kind, crate::error::Kind::HostArgs);
+        let e = agent(&[("ip", "10.0.0.9"), ("cloud", "none"), ("nic", "eth9")])
+            .unwrap()
+            .start(cx)
+            .unwrap_err();
+        assert_eq!(e.kind, crate::error::Kind::NotInstalled);
+        assert!(host.addrs.borrow().len() == 3, "nothing half-changed");
+    });
+}
+
+#[test]
+fn nonsense_is_refused_at_build() {
+    for (ip, extra, needle) in [
+        ("10.0.0.0", Some(("cidr_netmask", "24")), "network address"),
+        (
+            "10.0.0.255",
+            Some(("cidr_netmask", "24")),
+            "broadcast address",
+        ),
+        ("10.0.0.5", Some(("cidr_netmask", "33")), "too long"),
+        ("224.0.0.1", None, "multicast"),
+        ("0.0.0.0", None, "unspecified"),
+        ("255.255.255.255", None, "broadcast"),
+        ("127.0.0.5", None, "loopback"),
+        ("fe80::1", None, "link-local"),
+        ("10.0.0.5/24", None, "bare address"),
+        ("10.0.0.256", None, "not an IPv4 or IPv6"),
+        (
+            "10.0.0.5",
+            Some(("nic", "averyveryverylongname")),
+            "longer than 15",
+        ),
+        ("10.0.0.5", Some(("nic", "eth0:1")), "':'"),
+    ] {
+        let mut pairs = vec![("ip", ip)];
+        pairs.extend(extra);
+        let e = agent(&pairs).err().expect("must be refused");
+        assert_eq!(e.kind, crate::error::Kind::Config, "{ip}");
+        assert!(e.message.contains(needle), "{} !~ {needle}", e.message);
+    }
+    // /31 has no network address to refuse
+    assert!(agent(&[("ip", "10.0.0.0"), ("cidr_netmask", "31")]).is_ok());
+}
+
+#[test]
+fn auto_cloud_on_a_plain_network_is_none() {
+    // No DMI data (with_test_ctx points at /nonexistent): no cloud API, GARP sent.
+    let host = lan();
+    let a = agent(&[("ip", "10.0.0.200")]).unwrap();
+    with(&host, |cx| {
+        a.start(cx).unwrap();
+        assert!(host.has(2, "10.0.0.200"));
+        assert_eq!(host.announced.borrow().len(), 1);
+        assert_eq!(a.monitor(cx).unwrap(), Health::Running);
+        a.stop(cx).unwrap();
+    });
+}
+
+/// A node on a fake cloud: the LAN host, the cloud and a run directory of its own.
+struct Rig {
+    host: FakeHost,
+    cloud: FakeCloud,
+    run: tempfile::TempDir,
+}
+
+impl Rig {
+    fn new(cloud: FakeCloud) -> Self {
+        Rig {
+            host: lan(),
+            cloud,
+            run: tempfile::tempdir().unwrap(),
+        }
+    }
+    /// Run `f` as a probe (`probe`) or a recurring depth-0 monitor would be run.
+    fn ctx<T>(&self, probe: bool, f: impl FnOnce(&Ctx) -> T) -> T {
+        let paths = Paths {
+            dmi_dir: "/nonexistent".into(),
+            run_dir: self.run.path().into(),
+            corosync_conf: "/nonexistent".into(),
+        };
+        f(&Ctx {
+            host: &self.host,
+            paths: &paths,
+            check_level: 0,
+            probe,
+            deadline: Instant::now() + Duration::from_secs(5),
+            cloud: Some(&self.cloud),
+            routes: None,
+        })
+    }
+}
+
+fn aws(pairs: &[(&str, &str)]) -> Box<dyn Agent> {
+    let mut all = vec![("ip", "10.0.0.200"), ("cloud", "aws"), ("nic", "eth0")];
+    all.extend_from_slice(pairs);
+    agent(&all).unwrap()
+}
+
+#[test]
+fn cloud_start_claims_configures_and_confirms() {
+    let rig = Rig::new(FakeCloud::default().held_by("10.0.0.200", "other-eni"));
+    let (host, cloud) = (&rig.host, &rig.cloud);
+    let a = aws(&[]);
+    rig.ctx(false, |cx| {
+        a.start(cx).unwrap();
+        assert!(host.has(2, "10.0.0.200"));
+        assert_eq!(cloud.holder("10.0.0.200").as_deref(), Some("eth0"));
+        assert_eq!(*cloud.calls.borrow(), ["claim", "owner"]);
+        assert!(host.announced.borrow().is_empty(), "clouds ignore ARP");
+    });
+}
+
+#[test]
+fn recurring_monitor_asks_the_cloud_only_when_due() {
+    let rig = Rig::new(FakeCloud::default());
+    let cloud = &rig.cloud;
+    let a = aws(&[]);
+    rig.ctx(false, |cx| a.start(cx).unwrap());
+    cloud.calls.borrow_mut().clear();
+    rig.ctx(false, |cx| {
+        assert_eq!(a.monitor(cx).unwrap(), Health::Running);
+    });
+    assert!(cloud.calls.borrow().is_empty(), "depth 0, checked at start");
+    rig.ctx(true, |cx| {
+        assert_eq!(a.monitor(cx).unwrap(), Health::Running);
+    });
+    assert_eq!(*cloud.calls.borrow(), ["owner"], "a probe always asks");
+    // cloud_check_interval=0: every monitor asks.
+    let every = aws(&[("cloud_check_interval", "0")]);
+    cloud.calls.borrow_mut().clear();
+    rig.ctx(false, |cx| {
+        every.monitor(cx).unwrap();
+    });
+    assert_eq!(*cloud.calls.borrow(), ["owner"]);
+}
+
+#[test]
+fn another_holder_is_not_running_nobody_is_a_failure() {
+    let rig = Rig::new(FakeCloud::default());
+    let cloud = &rig.cloud;
+    let a = aws(&[]);
+    rig.ctx(true, |cx| {
+        a.start(cx).unwrap();
+        cloud
+            .holders
+            .borrow_mut()
+            .insert("10.0.0.200".parse().unwrap(), "eni-b".into());
+        assert_eq!(a.monitor(cx).unwrap(), Health::NotRunning);
+        cloud.holders.borrow_mut().clear();
+        let e = a.monitor(cx).unwrap_err();
+        assert_eq!(e.kind, Kind::Failed);
+        assert!(e.message.contains("not assigned"), "{}", e.message);
+    });
+}
+
+#[test]
+fn cloud_outage_never_stops_a_healthy_resource() {
+    let rig = Rig::new(FakeCloud::default());
+    let (host, cloud) = (&rig.host, &rig.cloud);
+    let a = aws(&[]);
+    rig.ctx(true, |cx| {
+        a.start(cx).unwrap();
+        cloud.fail(Error::transient("RequestLimitExceeded"), 1);
+        assert_eq!(a.monitor(cx).unwrap(), Health::Running);
+        // Nor does a credential problem: degraded, with the reason (OCF 190).
+        cloud.fail(Error::permission("UnauthorizedOperation"), 1);
+        assert!(
+            matches!(a.monitor(cx).unwrap(), Health::Degraded(why) if why.contains("UnauthorizedOperation"))
+        );
+        assert_eq!(a.monitor(cx).unwrap(), Health::Running, "fixed: asked again");
+        // A failed release does not fail the stop; the OS address is gone.
+        cloud.fail(Error::transient("InternalError"), 1);
+        a.stop(cx).unwrap();
+        assert!(!host.has(2, "10.0.0.200"));
+    });
+}
+
+#[test]
+fn stop_never_releases_another_nodes_address() {
+    let rig = Rig::new(FakeCloud::default().held_by("10.0.0.200", "eni-b"));
+    let cloud = &rig.cloud;
+    let a = aws(&[]);
+    rig.ctx(false, |cx| a.stop(cx).unwrap());
+    assert_eq!(cloud.holder("10.0.0.200").as_deref(), Some("eni-b"));
+}
+
+#[test]
+fn failed_claim_changes_nothing_on_the_host() {
+    let rig = Rig::new(FakeCloud::default());
+    let (host, cloud) = (&rig.host, &rig.cloud);
+    let a = aws(&[]);
+    // A stray copy on another interface and one with the wrong prefix on eth0 (what
+    // start would tidy away): a refused claim must leave both where they are.
+    host.addrs.borrow_mut().push(crate::host::Addr {
+        link: 3,
+        ip: "10.0.0.200".parse().unwrap(),
+        prefix: 32,
+    });
+    for e in [
+        Error::permission("UnauthorizedOperation"),
+        Error::transient("RequestLimitExceeded"),
+        Error::config("InvalidParameterValue"),
+    ] {
+        let kind = e.kind;
+        let before = host.addrs.borrow().clone();
+        cloud.fail(e, 1);
+        rig.ctx(false, |cx| assert_eq!(a.start(cx).unwrap_err().kind, kind));
+        assert_eq!(
+            *host.addrs.borrow(),
+            before,
+            "the host changed before the cloud agreed"
+        );
+        assert!(!host.has(2, "10.0.0.200"));
+    }
+}
+
+#[test]
+fn aws_parameters_are_checked_at_build() {
+    for (pairs, needle) in [
+        (vec![("ip", "fd00::5"), ("cloud", "aws")], "IPv4"),
+        (
+            vec![
+                ("ip", "10.0.0.5"),
+                ("cloud", "none"),
+                ("region", "eu-west-1"),
+            ],
+            "cloud=none",
+        ),
+        (
+            vec![("ip", "10.0.0.5"), ("eip_allocation_id", "198.51.100.7")],
+            "eipalloc-",
+        ),
+        (
+            vec![("ip", "10.0.0.5"), ("role_arn", "admin")],
+            "not an ARN",
+        ),
+        (
+            vec![("ip", "10.0.0.5"), ("endpoint_url", "ec2.local")],
+            "https://",
+        ),
+    ] {
+        let e = agent(&pairs).err().expect("must be refused");
+        assert_eq!(e.kind, Kind::Config);
+        assert!(e.message.contains(needle), "{} !~ {needle}", e.message);
+    }
+}
+
+#[test]
+fn ipv6() {
+    let host = FakeHost::default().with_link(2, "eth0", Some(("fd00::1", 64)));
+    let a = agent(&[("ip", "fd00::200"), ("cloud", "none")]).unwrap();
+    with(&host, |cx| {
+        a.start(cx).unwrap();
+        assert_eq!(host.addrs.borrow().last().unwrap().prefix, 64);
+    });
+}
