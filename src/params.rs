@@ -193,10 +193,18 @@ pub trait Choice: Sized + Copy + Default + 'static {
     const VALUES: &'static [Self];
 }
 
-/// Declares an enum a [`Choice`]: `choice!(SourceDest { Check = "check", ... })`.
+/// Declares an enum and makes it a [`Choice`], each variant next to its parameter word:
+/// `choice! { enum SourceDest { #[default] Check = "check", ... } }`.
 #[macro_export]
 macro_rules! choice {
-    ($t:ident { $($v:ident = $w:literal),+ $(,)? }) => {
+    ($(#[$m:meta])* $vis:vis enum $t:ident {
+        $($(#[$vm:meta])* $v:ident = $w:literal),+ $(,)?
+    }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        $vis enum $t {
+            $($(#[$vm])* $v),+
+        }
         impl $crate::params::Choice for $t {
             const WORDS: &'static [&'static str] = &[$($w),+];
             const VALUES: &'static [Self] = &[$($t::$v),+];
@@ -247,6 +255,45 @@ impl<T: Plain> FromValue for Option<T> {
     fn read(raw: Option<&str>) -> Self {
         raw.and_then(T::parse)
     }
+}
+
+/// An agent's parameter list built from groups, so a group shared by several agents (the
+/// cloud API parameters) is written once: `params![&[IP.param], &cloud::params::AWS_API]`.
+#[macro_export]
+macro_rules! params {
+    ($($part:expr),+ $(,)?) => {{
+        const PARTS: &[&[$crate::params::Param]] = &[$($part),+];
+        const LIST: [$crate::params::Param; $crate::params::total(PARTS)] =
+            $crate::params::join(PARTS);
+        &LIST
+    }};
+}
+
+/// How many parameters the groups hold, for [`params!`].
+pub const fn total(parts: &[&[Param]]) -> usize {
+    let (mut n, mut i) = (0, 0);
+    while i < parts.len() {
+        n += parts[i].len();
+        i += 1;
+    }
+    n
+}
+
+/// The groups one after the other, for [`params!`].
+pub const fn join<const N: usize>(parts: &[&[Param]]) -> [Param; N] {
+    let mut out = [Param::new("", "", ""); N];
+    let (mut n, mut i) = (0, 0);
+    while i < parts.len() {
+        let mut j = 0;
+        while j < parts[i].len() {
+            out[n] = parts[i][j];
+            n += 1;
+            j += 1;
+        }
+        i += 1;
+    }
+    assert!(n == N, "params!: the count does not match the groups");
+    out
 }
 
 const fn str_eq(a: &str, b: &str) -> bool {
@@ -488,13 +535,13 @@ mod tests {
         }
     }
 
-    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-    enum Mode {
-        #[default]
-        A,
-        B,
+    crate::choice! {
+        enum Mode {
+            #[default]
+            A = "a",
+            B = "b",
+        }
     }
-    crate::choice!(Mode { A = "a", B = "b" });
 
     const IP: Key<String> = Key::new(Param::new("ip", "address", "the address").required());
     const COUNT: Key<u8> = Key::new(

@@ -6,23 +6,18 @@ use std::time::Duration;
 
 use crate::params::{Key, Param, Type};
 
-/// How the cloud is chosen (`cloud=`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum CloudChoice {
-    /// Recognise the cloud from DMI data.
-    #[default]
-    Auto,
-    /// A plain L2 network.
-    None,
-    Aws,
-    Oci,
+crate::choice! {
+    /// How the cloud is chosen (`cloud=`).
+    pub enum CloudChoice {
+        /// Recognise the cloud from DMI data.
+        #[default]
+        Auto = "auto",
+        /// A plain L2 network.
+        None = "none",
+        Aws = "aws",
+        Oci = "oci",
+    }
 }
-crate::choice!(CloudChoice {
-    Auto = "auto",
-    None = "none",
-    Aws = "aws",
-    Oci = "oci",
-});
 
 impl CloudChoice {
     /// The cloud chosen by name; `None` for auto, which DMI data decides at the action.
@@ -37,17 +32,14 @@ impl CloudChoice {
     }
 }
 
-/// How OCI calls are authenticated (`oci_auth=`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum OciAuth {
-    #[default]
-    InstancePrincipal,
-    ApiKey,
+crate::choice! {
+    /// How OCI calls are authenticated (`oci_auth=`).
+    pub enum OciAuth {
+        #[default]
+        InstancePrincipal = "instance_principal",
+        ApiKey = "api_key",
+    }
 }
-crate::choice!(OciAuth {
-    InstancePrincipal = "instance_principal",
-    ApiKey = "api_key",
-});
 
 pub const REGION: Key<Option<String>> = Key::new(Param::new(
     "region",
@@ -150,3 +142,11 @@ pub const DELETE_ON_STOP: Key<bool> = Key::new(
     .ty(Type::Boolean)
     .default("false"),
 );
+
+/// The AWS API parameters every agent that calls EC2 takes, in this order.
+pub const AWS_API: [Param; 4] = [
+    REGION.param,
+    PROFILE.param,
+    ROLE_ARN.param,
+    ENDPOINT_URL.param,
+];

@@ -88,22 +88,20 @@ const SOURCE_DEST_CHECK: Key<SourceDest> = Key::new(
          (exit 2) when it is on. disable: turn it off when it is on \
          (ModifyNetworkInterfaceAttribute, needs that permission). ignore: do not look.",
     )
-    .ty(Type::Select(&["check", "disable", "ignore"]))
     .default("check"),
 );
 
-static PARAMS: &[Param] = &[
-    IP.param,
-    ROUTE_TABLES.param,
-    CREATE_MISSING.param,
-    NIC.param,
-    LOCAL_ADDRESS.param,
-    SOURCE_DEST_CHECK.param,
-    cloud::params::REGION.param,
-    cloud::params::PROFILE.param,
-    cloud::params::ROLE_ARN.param,
-    cloud::params::ENDPOINT_URL.param,
-    cloud::params::CLOUD_CHECK_INTERVAL.param,
+static PARAMS: &[Param] = crate::params![
+    &[
+        IP.param,
+        ROUTE_TABLES.param,
+        CREATE_MISSING.param,
+        NIC.param,
+        LOCAL_ADDRESS.param,
+        SOURCE_DEST_CHECK.param,
+    ],
+    &cloud::params::AWS_API,
+    &[cloud::params::CLOUD_CHECK_INTERVAL.param],
 ];
 
 static ACTIONS: [ActionDecl; 6] = [
@@ -142,18 +140,14 @@ pub static AGENT: AgentDef = AgentDef {
     build: RouteTable::build,
 };
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-enum SourceDest {
-    #[default]
-    Check,
-    Disable,
-    Ignore,
+crate::choice! {
+    enum SourceDest {
+        #[default]
+        Check = "check",
+        Disable = "disable",
+        Ignore = "ignore",
+    }
 }
-crate::choice!(SourceDest {
-    Check = "check",
-    Disable = "disable",
-    Ignore = "ignore",
-});
 
 /// The record of a start that configured no local address (local_address=false).
 const STARTED: &str = "started";

@@ -54,7 +54,6 @@ const CLOUD: Key<CloudChoice> = Key::new(
          when it does not exist). auto: recognise the cloud from DMI data \
          (/sys/class/dmi/id): aws on EC2, oci on OCI, none elsewhere.",
     )
-    .ty(Type::Select(&["auto", "none", "aws", "oci"]))
     .default("auto"),
 );
 
@@ -87,23 +86,19 @@ const ARP_INTERVAL: Key<u64> = Key::new(
     .reloadable(),
 );
 
-static PARAMS: &[Param] = &[
-    IP.param,
-    CIDR_NETMASK.param,
-    NIC.param,
-    CLOUD.param,
-    cloud::params::REGION.param,
-    cloud::params::PROFILE.param,
-    cloud::params::ROLE_ARN.param,
-    cloud::params::ENDPOINT_URL.param,
-    cloud::params::EIP_ALLOCATION_ID.param,
-    cloud::params::OCI_AUTH.param,
-    cloud::params::CONFIG_FILE.param,
-    cloud::params::AUTH_ENDPOINT_URL.param,
-    cloud::params::DELETE_ON_STOP.param,
-    cloud::params::CLOUD_CHECK_INTERVAL.param,
-    ARP_COUNT.param,
-    ARP_INTERVAL.param,
+static PARAMS: &[Param] = crate::params![
+    &[IP.param, CIDR_NETMASK.param, NIC.param, CLOUD.param],
+    &cloud::params::AWS_API,
+    &[
+        cloud::params::EIP_ALLOCATION_ID.param,
+        cloud::params::OCI_AUTH.param,
+        cloud::params::CONFIG_FILE.param,
+        cloud::params::AUTH_ENDPOINT_URL.param,
+        cloud::params::DELETE_ON_STOP.param,
+        cloud::params::CLOUD_CHECK_INTERVAL.param,
+        ARP_COUNT.param,
+        ARP_INTERVAL.param,
+    ],
 ];
 
 static ACTIONS: [ActionDecl; 7] = standard_actions(20, 20, 20);

@@ -83,17 +83,14 @@ const PEERS: Key<Option<String>> = Key::new(
     .reloadable(),
 );
 
-/// Where the peer list comes from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-enum PeersFrom {
-    #[default]
-    Static,
-    Corosync,
+crate::choice! {
+    /// Where the peer list comes from.
+    enum PeersFrom {
+        #[default]
+        Static = "static",
+        Corosync = "corosync",
+    }
 }
-crate::choice!(PeersFrom {
-    Static = "static",
-    Corosync = "corosync",
-});
 
 const PEERS_FROM: Key<PeersFrom> = Key::new(
     Param::new(
