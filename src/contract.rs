@@ -68,6 +68,13 @@ impl Env {
             .map(String::as_str)
             .filter(|v| !v.is_empty())
     }
+    /// `k` read as a number; `default` when unset or not a number (the caller sets these,
+    /// and a caller that sets them wrong is not the admin's fault).
+    pub fn number<T: std::str::FromStr>(&self, k: &str, default: T) -> T {
+        self.get(k)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(default)
+    }
     /// Whether `k` is set to a value that is not UTF-8.
     pub fn is_invalid(&self, k: &str) -> bool {
         self.invalid.contains(k)
@@ -317,22 +324,10 @@ impl Invocation {
         let margin = (timeout / 10).min(Duration::from_secs(2));
         let now = Instant::now();
         let deadline = now.checked_add(timeout - margin).unwrap_or(now);
-        let interval_ms = env
-            .get("OCF_RESKEY_CRM_meta_interval")
-            .and_then(|i| i.trim().parse::<u64>().ok())
-            .unwrap_or(0);
-        let check_level = env
-            .get("OCF_CHECK_LEVEL")
-            .and_then(|l| l.trim().parse::<u32>().ok())
-            .unwrap_or(0);
-        let major = env
-            .get("OCF_RA_VERSION_MAJOR")
-            .and_then(|v| v.trim().parse::<u32>().ok())
-            .unwrap_or(1);
-        let minor = env
-            .get("OCF_RA_VERSION_MINOR")
-            .and_then(|v| v.trim().parse::<u32>().ok())
-            .unwrap_or(0);
+        let interval_ms: u64 = env.number("OCF_RESKEY_CRM_meta_interval", 0);
+        let check_level: u32 = env.number("OCF_CHECK_LEVEL", 0);
+        let major: u32 = env.number("OCF_RA_VERSION_MAJOR", 1);
+        let minor: u32 = env.number("OCF_RA_VERSION_MINOR", 0);
         let dialect = if major > 1 || (major == 1 && minor >= 1) {
             Dialect::Ocf11
         } else {

@@ -7,6 +7,7 @@ pub mod cloud;
 pub mod contract;
 pub mod docs;
 pub mod error;
+pub mod fault;
 pub mod files;
 pub mod host;
 pub mod log;

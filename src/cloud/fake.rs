@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use super::{Cloud, CloudKind, Owner};
 use crate::error::{Error, Result};
+use crate::fault::Fault;
 use crate::host::Link;
 
 #[derive(Default)]
@@ -15,9 +16,8 @@ pub struct FakeCloud {
     pub holders: RefCell<HashMap<IpAddr, String>>,
     /// Every call, by name.
     pub calls: RefCell<Vec<&'static str>>,
-    /// The next `fail_count` calls fail with this error.
-    pub fail_with: RefCell<Option<Error>>,
-    pub fail_count: Cell<u32>,
+    /// Armed by [`fail`](Self::fail) for the next calls.
+    pub fault: Fault,
 }
 
 impl FakeCloud {
@@ -28,21 +28,14 @@ impl FakeCloud {
         self
     }
     pub fn fail(&self, e: Error, times: u32) {
-        *self.fail_with.borrow_mut() = Some(e);
-        self.fail_count.set(times);
+        self.fault.arm(e, times);
     }
     pub fn holder(&self, ip: &str) -> Option<String> {
         self.holders.borrow().get(&ip.parse().unwrap()).cloned()
     }
     fn call(&self, name: &'static str) -> Result<()> {
         self.calls.borrow_mut().push(name);
-        if self.fail_count.get() > 0 {
-            self.fail_count.set(self.fail_count.get() - 1);
-            if let Some(e) = self.fail_with.borrow().clone() {
-                return Err(e);
-            }
-        }
-        Ok(())
+        self.fault.hit()
     }
 }
 
@@ -89,9 +82,8 @@ pub struct FakeRoutes {
     pub tables: RefCell<Vec<super::routes::Table>>,
     pub source_dest_check: Cell<bool>,
     pub calls: RefCell<Vec<String>>,
-    /// The next `fail_count` calls fail with this error.
-    pub fail_with: RefCell<Option<Error>>,
-    pub fail_count: Cell<u32>,
+    /// Armed by [`fail`](Self::fail) for the next calls.
+    pub fault: Fault,
     /// Changes of these tables fail with the error.
     pub fail_tables: RefCell<HashMap<String, Error>>,
     /// Permissions the pre-flight finds missing.
@@ -125,15 +117,13 @@ impl FakeRoutes {
             ),
             source_dest_check: Cell::new(false),
             calls: RefCell::new(Vec::new()),
-            fail_with: RefCell::new(None),
-            fail_count: Cell::new(0),
+            fault: Fault::default(),
             fail_tables: RefCell::new(HashMap::new()),
             denied: RefCell::new(Vec::new()),
         }
     }
     pub fn fail(&self, e: Error, times: u32) {
-        *self.fail_with.borrow_mut() = Some(e);
-        self.fail_count.set(times);
+        self.fault.arm(e, times);
     }
     /// Where the route of `table` points (None: no route).
     pub fn target(&self, table: &str) -> Option<String> {
@@ -163,13 +153,7 @@ impl FakeRoutes {
     }
     fn call(&self, name: &str) -> Result<()> {
         self.calls.borrow_mut().push(name.to_string());
-        if self.fail_count.get() > 0 {
-            self.fail_count.set(self.fail_count.get() - 1);
-            if let Some(e) = self.fail_with.borrow().clone() {
-                return Err(e);
-            }
-        }
-        Ok(())
+        self.fault.hit()
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{Addr, FdbEntry, Host, Link, LinkChange, LinkDetails, RouteHop, VxlanConf, contains};
 use crate::error::{Error, Result};
+use crate::fault::Fault;
 
 #[derive(Default)]
 pub struct FakeHost {
@@ -14,8 +15,8 @@ pub struct FakeHost {
     pub addrs: RefCell<Vec<Addr>>,
     /// (link, ip) pairs announced, in order.
     pub announced: RefCell<Vec<(u32, IpAddr)>>,
-    /// When set, every mutating call fails with this error.
-    pub fail_writes: RefCell<Option<Error>>,
+    /// Armed for the next mutating calls.
+    pub writes: Fault,
     /// Kind, master, alias and VXLAN settings by link index (absent: a plain device).
     pub details: RefCell<BTreeMap<u32, LinkDetails>>,
     /// Forwarding entries by link index.
@@ -97,10 +98,7 @@ impl FakeHost {
     }
 
     fn writable(&self) -> Result<()> {
-        match &*self.fail_writes.borrow() {
-            Some(e) => Err(e.clone()),
-            None => Ok(()),
-        }
+        self.writes.hit()
     }
 }
 

@@ -415,21 +415,18 @@ impl Agent for VxlanFdb {
             return Ok(Health::Running);
         }
         let d = reconcile(host, link.index, &plan.peers)?;
-        if !d.missing.is_empty() {
-            tracing::warn!(
-                "{}: restored {} missing flood entries ({})",
-                self.ifname,
-                d.missing.len(),
-                list(&d.missing)
-            );
-        }
-        if !d.stale.is_empty() {
-            tracing::warn!(
-                "{}: removed {} stale flood entries ({})",
-                self.ifname,
-                d.stale.len(),
-                list(&d.stale)
-            );
+        for (done, what, peers) in [
+            ("restored", "missing", &d.missing),
+            ("removed", "stale", &d.stale),
+        ] {
+            if !peers.is_empty() {
+                tracing::warn!(
+                    "{}: {done} {} {what} flood entries ({})",
+                    self.ifname,
+                    peers.len(),
+                    list(peers)
+                );
+            }
         }
         let details = find(&all, &self.ifname)
             .map(|(_, d)| d.clone())
