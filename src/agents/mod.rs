@@ -14,6 +14,8 @@ use crate::params::{Param, Values};
 pub mod checks;
 pub mod records;
 pub mod route_table;
+#[cfg(test)]
+pub mod testing;
 pub mod vip;
 pub mod vxlan_fdb;
 
@@ -166,24 +168,4 @@ pub trait Agent {
     fn clean(&self, cx: &Ctx) -> Result<()> {
         self.stop(cx)
     }
-}
-
-/// Run `f` with a context for unit tests: the given host, no DMI data, five seconds to go.
-#[cfg(test)]
-pub fn with_test_ctx<T>(host: &dyn Host, probe: bool, f: impl FnOnce(&Ctx) -> T) -> T {
-    let paths = Paths {
-        dmi_dir: "/nonexistent".into(),
-        run_dir: "/nonexistent".into(),
-        corosync_conf: "/nonexistent".into(),
-    };
-    let cx = Ctx {
-        host,
-        paths: &paths,
-        check_level: 0,
-        probe,
-        deadline: Instant::now() + std::time::Duration::from_secs(5),
-        cloud: None,
-        routes: None,
-    };
-    f(&cx)
 }

@@ -1,22 +1,16 @@
 //! Unit tests of the route_table agent against the in-memory fakes.
 
 use super::*;
-use crate::agents::Paths;
+use crate::agents::testing::{TestCtx, values};
 use crate::cloud::fake::FakeRoutes;
 use crate::host::fake::FakeHost;
-use crate::params::{Raw, Source};
-use std::time::Instant;
 
 const IP: &str = "192.168.100.10";
 
 fn agent(pairs: &[(&str, &str)]) -> Result<Box<dyn Agent>> {
-    let mut raw = Raw::default();
-    raw.set("ip", IP, Source::CommandLine);
-    raw.set("nic", "eth0", Source::CommandLine);
-    for (k, v) in pairs {
-        raw.set(k, v, Source::CommandLine);
-    }
-    (AGENT.build)(&Values::validate(PARAMS, &raw)?)
+    let mut all = vec![("ip", IP), ("nic", "eth0")];
+    all.extend_from_slice(pairs);
+    (AGENT.build)(&values(PARAMS, &all)?)
 }
 
 fn host() -> FakeHost {
@@ -33,21 +27,12 @@ fn with<T>(
     run: &std::path::Path,
     f: impl FnOnce(&Ctx) -> T,
 ) -> T {
-    let paths = Paths {
-        dmi_dir: "/nonexistent".into(),
-        run_dir: run.into(),
-        corosync_conf: "/nonexistent".into(),
-    };
-    let cx = Ctx {
-        host,
-        paths: &paths,
-        check_level: level,
-        probe,
-        deadline: Instant::now() + Duration::from_secs(5),
-        cloud: None,
-        routes: Some(routes),
-    };
-    f(&cx)
+    TestCtx::new(host)
+        .probe(probe)
+        .level(level)
+        .run_dir(run)
+        .routes(routes)
+        .run(f)
 }
 
 #[test]

@@ -1,23 +1,17 @@
 //! Unit tests of the vip agent against the in-memory fakes.
 
 use super::*;
-use crate::agents::Paths;
+use crate::agents::testing::{TestCtx, values};
 use crate::cloud::fake::FakeCloud;
 use crate::error::Kind;
 use crate::host::fake::FakeHost;
-use crate::params::{Raw, Source};
-use std::time::Instant;
 
 fn agent(pairs: &[(&str, &str)]) -> Result<Box<dyn Agent>> {
-    let mut raw = Raw::default();
-    for (k, v) in pairs {
-        raw.set(k, v, Source::CommandLine);
-    }
-    (AGENT.build)(&Values::validate(PARAMS, &raw)?)
+    (AGENT.build)(&values(PARAMS, pairs)?)
 }
 
 fn with<T>(host: &FakeHost, f: impl FnOnce(&Ctx) -> T) -> T {
-    crate::agents::with_test_ctx(host, false, f)
+    TestCtx::new(host).run(f)
 }
 
 fn lan() -> FakeHost {
@@ -129,7 +123,7 @@ fn nonsense_is_refused_at_build() {
 
 #[test]
 fn auto_cloud_on_a_plain_network_is_none() {
-    // No DMI data (with_test_ctx points at /nonexistent): no cloud API, GARP sent.
+    // No DMI data (TestCtx points at /nonexistent): no cloud API, GARP sent.
     let host = lan();
     let a = agent(&[("ip", "10.0.0.200")]).unwrap();
     with(&host, |cx| {
@@ -158,20 +152,11 @@ impl Rig {
     }
     /// Run `f` as a probe (`probe`) or a recurring depth-0 monitor would be run.
     fn ctx<T>(&self, probe: bool, f: impl FnOnce(&Ctx) -> T) -> T {
-        let paths = Paths {
-            dmi_dir: "/nonexistent".into(),
-            run_dir: self.run.path().into(),
-            corosync_conf: "/nonexistent".into(),
-        };
-        f(&Ctx {
-            host: &self.host,
-            paths: &paths,
-            check_level: 0,
-            probe,
-            deadline: Instant::now() + Duration::from_secs(5),
-            cloud: Some(&self.cloud),
-            routes: None,
-        })
+        TestCtx::new(&self.host)
+            .probe(probe)
+            .run_dir(self.run.path())
+            .cloud(&self.cloud)
+            .run(f)
     }
 }
 

@@ -106,7 +106,7 @@ mod tests {
         .unwrap();
         a.corosync = true;
         let with_conf = |conf: &Path, f: &dyn Fn(&Ctx)| {
-            crate::agents::with_test_ctx(&host, false, |cx| {
+            crate::agents::testing::TestCtx::new(&host).run(|cx| {
                 let paths = crate::agents::Paths {
                     corosync_conf: conf.to_path_buf(),
                     ..cx.paths.clone()

@@ -2,19 +2,15 @@
 //! vxlan_fdb shares.
 
 pub(super) use super::*;
+use crate::agents::testing::{TestCtx, values};
 pub(super) use crate::error::Kind;
 pub(super) use crate::host::fake::FakeHost;
 pub(super) use crate::host::{FdbEntry, Host, Link, LinkDetails};
-use crate::params::{Raw, Source};
 
 pub(super) const PEERS: &str = "192.168.77.1 192.168.77.2, 192.168.77.3";
 
 pub(super) fn agent(pairs: &[(&str, &str)]) -> Result<VxlanFdb> {
-    let mut raw = Raw::default();
-    for (k, v) in pairs {
-        raw.set(k, v, Source::CommandLine);
-    }
-    VxlanFdb::from_values(&Values::validate(PARAMS, &raw)?)
+    VxlanFdb::from_values(&values(PARAMS, pairs)?)
 }
 
 pub(super) fn mesh(extra: &[(&str, &str)]) -> VxlanFdb {
@@ -24,7 +20,7 @@ pub(super) fn mesh(extra: &[(&str, &str)]) -> VxlanFdb {
 }
 
 pub(super) fn with<T>(host: &FakeHost, probe: bool, f: impl FnOnce(&Ctx) -> T) -> T {
-    crate::agents::with_test_ctx(host, probe, f)
+    TestCtx::new(host).probe(probe).run(f)
 }
 
 /// Node 1 of the lab: eth0 192.168.77.1/24.
