@@ -4,10 +4,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{Ctx, Paths};
+use super::{Agent, Ctx, Health, Paths};
 use crate::cloud::Cloud;
 use crate::cloud::routes::Routes;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::fault::Fault;
 use crate::host::Host;
 use crate::params::{Param, Raw, Source, Values};
 
@@ -79,4 +80,22 @@ impl<'a> TestCtx<'a> {
             routes: self.routes,
         })
     }
+}
+
+/// The rule every cloud agent keeps ([`super::judge_cloud_failure`]), checked the same way for
+/// each: with `a` running, a throttled cloud check still reports running, a denied one
+/// degraded with the reason (OCF 190, never a ban of a healthy address), and the next good
+/// check running again.
+pub fn rides_out_cloud_trouble(a: &dyn Agent, cx: &Ctx, cloud: &Fault) {
+    cloud.arm(Error::transient("RequestLimitExceeded"), 1);
+    assert_eq!(a.monitor(cx).unwrap(), Health::Running);
+    cloud.arm(Error::permission("UnauthorizedOperation"), 1);
+    assert!(
+        matches!(a.monitor(cx).unwrap(), Health::Degraded(why) if why.contains("UnauthorizedOperation"))
+    );
+    assert_eq!(
+        a.monitor(cx).unwrap(),
+        Health::Running,
+        "fixed: asked again"
+    );
 }

@@ -326,22 +326,14 @@ mod tests {
 
     #[test]
     fn detection() {
-        assert_eq!(
-            detect(dmi(&[("sys_vendor", "Amazon EC2")]).path()),
-            CloudKind::Aws
-        );
-        assert_eq!(
-            detect(dmi(&[("board_asset_tag", "i-0123456789abcdef0")]).path()),
-            CloudKind::Aws
-        );
-        assert_eq!(
-            detect(dmi(&[("chassis_asset_tag", "OracleCloud.com")]).path()),
-            CloudKind::Oci
-        );
-        assert_eq!(
-            detect(dmi(&[("sys_vendor", "QEMU")]).path()),
-            CloudKind::None
-        );
+        for (file, value, kind) in [
+            ("sys_vendor", "Amazon EC2", CloudKind::Aws),
+            ("board_asset_tag", "i-0123456789abcdef0", CloudKind::Aws),
+            ("chassis_asset_tag", "OracleCloud.com", CloudKind::Oci),
+            ("sys_vendor", "QEMU", CloudKind::None),
+        ] {
+            assert_eq!(detect(dmi(&[(file, value)]).path()), kind, "{file}={value}");
+        }
         assert_eq!(detect(Path::new("/nonexistent")), CloudKind::None);
     }
 }

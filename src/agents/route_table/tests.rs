@@ -1,7 +1,7 @@
 //! Unit tests of the route_table agent against the in-memory fakes.
 
 use super::*;
-use crate::agents::testing::{TestCtx, values};
+use crate::agents::testing::{TestCtx, rides_out_cloud_trouble, values};
 use crate::cloud::fake::FakeRoutes;
 use crate::host::fake::FakeHost;
 
@@ -110,18 +110,7 @@ fn cloud_trouble_keeps_a_healthy_resource_running() {
     let a = agent(&[("route_tables", "rtb-1")]).unwrap();
     with(&h, &r, true, 10, run.path(), |cx| {
         a.start(cx).unwrap();
-        r.fail(Error::transient("RequestLimitExceeded"), 1);
-        assert_eq!(a.monitor(cx).unwrap(), Health::Running);
-        // Denied: degraded with the reason (190), never a ban (4) of a healthy address.
-        r.fail(Error::permission("UnauthorizedOperation"), 1);
-        assert!(
-            matches!(a.monitor(cx).unwrap(), Health::Degraded(why) if why.contains("UnauthorizedOperation"))
-        );
-        assert_eq!(
-            a.monitor(cx).unwrap(),
-            Health::Running,
-            "fixed: asked again"
-        );
+        rides_out_cloud_trouble(a.as_ref(), cx, &r.fault);
         // A failed repair that is transient is logged, not a failure.
         r.tables.borrow_mut().push(Table {
             id: "rtb-2".into(),

@@ -1,7 +1,7 @@
 //! Unit tests of the vip agent against the in-memory fakes.
 
 use super::*;
-use crate::agents::testing::{TestCtx, values};
+use crate::agents::testing::{TestCtx, rides_out_cloud_trouble, values};
 use crate::cloud::fake::FakeCloud;
 use crate::error::Kind;
 use crate::host::fake::FakeHost;
@@ -230,14 +230,7 @@ fn cloud_outage_never_stops_a_healthy_resource() {
     let a = aws(&[]);
     rig.ctx(true, |cx| {
         a.start(cx).unwrap();
-        cloud.fail(Error::transient("RequestLimitExceeded"), 1);
-        assert_eq!(a.monitor(cx).unwrap(), Health::Running);
-        // Nor does a credential problem: degraded, with the reason (OCF 190).
-        cloud.fail(Error::permission("UnauthorizedOperation"), 1);
-        assert!(
-            matches!(a.monitor(cx).unwrap(), Health::Degraded(why) if why.contains("UnauthorizedOperation"))
-        );
-        assert_eq!(a.monitor(cx).unwrap(), Health::Running, "fixed: asked again");
+        rides_out_cloud_trouble(a.as_ref(), cx, &cloud.fault);
         // A failed release does not fail the stop; the OS address is gone.
         cloud.fail(Error::transient("InternalError"), 1);
         a.stop(cx).unwrap();
