@@ -18,6 +18,11 @@ fn ocf(pairs: &[(&str, &str)]) -> Command {
     c
 }
 
+/// The command exited `code` and its stderr holds `text`.
+fn says(run: assert_cmd::assert::Assert, code: i32, text: &str) {
+    run.code(code).stderr(predicate::str::contains(text));
+}
+
 /// (parameters, action, exit code, words the reason must contain)
 type Case = (
     &'static [(&'static str, &'static str)],
@@ -121,14 +126,14 @@ fn auto_cloud_on_a_cloud_uses_its_provider() {
     // here, so no test ever reaches a metadata service) and says so before changing anything.
     let dmi = tempfile::tempdir().unwrap();
     std::fs::write(dmi.path().join("sys_vendor"), "Amazon EC2\n").unwrap();
-    ocf(&[("ip", "10.200.0.5"), ("nic", "lo")])
-        .env("CLOUDHA_DMI_DIR", dmi.path())
-        .args(["vip", "start"])
-        .assert()
-        .code(5)
-        .stderr(predicate::str::contains(
-            "ocf-exit-reason:instance metadata is disabled (AWS_EC2_METADATA_DISABLED or",
-        ));
+    says(
+        ocf(&[("ip", "10.200.0.5"), ("nic", "lo")])
+            .env("CLOUDHA_DMI_DIR", dmi.path())
+            .args(["vip", "start"])
+            .assert(),
+        5,
+        "ocf-exit-reason:instance metadata is disabled (AWS_EC2_METADATA_DISABLED or",
+    );
 }
 
 #[test]
@@ -175,18 +180,18 @@ fn command_line() {
         predicate::str::contains("arp_interval").and(predicate::str::contains("_CRS_CIDR_NETMASK")),
     );
     bin().args(["nope", "start"]).assert().code(5);
-    bin()
-        .args(["vip", "validate-all", "notkv"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("expected name=value"));
-    bin()
-        .args(["vip", "validate-all", "ip=10.0.0.5", "bogus=1"])
-        .assert()
-        .code(6)
-        .stderr(predicate::str::contains(
-            "unknown parameter 'bogus' on the command line",
-        ));
+    says(
+        bin().args(["vip", "validate-all", "notkv"]).assert(),
+        2,
+        "expected name=value",
+    );
+    says(
+        bin()
+            .args(["vip", "validate-all", "ip=10.0.0.5", "bogus=1"])
+            .assert(),
+        6,
+        "unknown parameter 'bogus' on the command line",
+    );
     bin()
         .args(["vip", "validate-all", "ip=10.0.0.5"])
         .assert()
@@ -355,14 +360,14 @@ fn hostile_caller_timeouts_never_crash() {
 #[test]
 fn non_utf8_parameter_is_refused_with_its_name() {
     use std::os::unix::ffi::OsStrExt;
-    ocf(&[])
-        .env("OCF_RESKEY_ip", std::ffi::OsStr::from_bytes(b"10.0.0.\xff"))
-        .args(["vip", "start"])
-        .assert()
-        .code(6)
-        .stderr(predicate::str::contains(
-            "ocf-exit-reason:OCF_RESKEY_ip is not valid UTF-8",
-        ));
+    says(
+        ocf(&[])
+            .env("OCF_RESKEY_ip", std::ffi::OsStr::from_bytes(b"10.0.0.\xff"))
+            .args(["vip", "start"])
+            .assert(),
+        6,
+        "ocf-exit-reason:OCF_RESKEY_ip is not valid UTF-8",
+    );
 }
 
 /// A newline in a value cannot write a second protocol line; a huge value is not echoed.
