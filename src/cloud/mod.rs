@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 pub mod aws;
 pub mod fake;
-pub mod imds;
+
 pub mod oci;
 pub mod params;
 pub mod routes;

@@ -46,7 +46,7 @@ impl Imds {
 
     /// The endpoint from the environment, or None when metadata is disabled there.
     pub fn endpoint_from_env() -> Option<String> {
-        if super::metadata_disabled() {
+        if crate::cloud::metadata_disabled() {
             return None;
         }
         Some(
@@ -123,7 +123,7 @@ impl Imds {
     /// Best effort: a run directory we cannot write only costs one PUT per call.
     fn store_token(&self, token: &str) {
         let line = format!("{} {token}\n", now() + TOKEN_TTL);
-        if let Err(e) = super::write_private(&self.token_file, line.as_bytes()) {
+        if let Err(e) = crate::cloud::write_private(&self.token_file, line.as_bytes()) {
             tracing::debug!(
                 "cannot cache the metadata token in {}: {e}",
                 self.token_file.display()
