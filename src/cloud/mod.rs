@@ -101,6 +101,51 @@ pub(crate) fn parse_cidr4(s: &str) -> Option<(std::net::Ipv4Addr, u8)> {
     Some((net.parse().ok()?, len.parse().ok().filter(|l| *l <= 32)?))
 }
 
+/// Seconds since the epoch, for token and session expiry (a clock before 1970 reads 0, which
+/// only makes tokens look expired).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The home directory of the account we run as, from the password database: Pacemaker runs
+/// agents without HOME, and the SDKs' defaults would then find no config files.
+pub(crate) fn account_home() -> std::path::PathBuf {
+    nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .ok()
+        .flatten()
+        .map(|u| u.dir)
+        .unwrap_or_else(|| std::path::PathBuf::from("/root"))
+}
+
+/// `ip` as IPv4; an IPv6 address is refused with `why`, in the cloud's own terms.
+pub(crate) fn ipv4_only(ip: IpAddr, why: &str) -> Result<std::net::Ipv4Addr> {
+    match ip {
+        IpAddr::V4(v4) => Ok(v4),
+        IpAddr::V6(_) => Err(Error::config(format!("ip={ip}: {why}"))),
+    }
+}
+
+/// Refuse `ip` outside `subnet` of the cloud interface `of`: a secondary private IP moves only
+/// between interfaces of one subnet (`rule` says so in the cloud's terms).
+pub(crate) fn within_subnet(
+    ip: IpAddr,
+    subnet: Option<(std::net::Ipv4Addr, u8)>,
+    of: &str,
+    rule: &str,
+) -> Result<()> {
+    match subnet {
+        Some((net, len)) if !crate::host::contains(IpAddr::V4(net), len, ip) => {
+            Err(Error::host_args(format!(
+                "ip={ip} is outside subnet {net}/{len} of {of}; {rule}"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Recognise the cloud from DMI data, which both clouds fill in on every instance shape:
 /// EC2 (Xen and Nitro) puts "Amazon EC2" in sys_vendor or an `i-…` board asset tag; OCI puts
 /// "OracleCloud.com" in the chassis asset tag.

@@ -4,7 +4,7 @@
 //! Every request is bounded by a short timeout and by the action's deadline.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -117,12 +117,13 @@ impl Imds {
         let text = crate::files::read(&self.token_file).ok()?;
         let (expiry, token) = text.trim().split_once(' ')?;
         let expiry: u64 = expiry.parse().ok()?;
-        (now() + RENEW_BEFORE < expiry && !token.is_empty()).then(|| token.to_string())
+        (crate::cloud::unix_now() + RENEW_BEFORE < expiry && !token.is_empty())
+            .then(|| token.to_string())
     }
 
     /// Best effort: a run directory we cannot write only costs one PUT per call.
     fn store_token(&self, token: &str) {
-        let line = format!("{} {token}\n", now() + TOKEN_TTL);
+        let line = format!("{} {token}\n", crate::cloud::unix_now() + TOKEN_TTL);
         if let Err(e) = crate::cloud::write_private(&self.token_file, line.as_bytes()) {
             tracing::debug!(
                 "cannot cache the metadata token in {}: {e}",
@@ -176,11 +177,4 @@ impl Imds {
             .await
             .map_err(|_| unreachable(format!("no answer within {:.1} s", limit.as_secs_f64())))?
     }
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }

@@ -161,11 +161,7 @@ fn profile_files_without_home() -> Option<ProfileFiles> {
     if std::env::var_os("HOME").is_some() {
         return None;
     }
-    let home = nix::unistd::User::from_uid(nix::unistd::geteuid())
-        .ok()
-        .flatten()
-        .map(|u| u.dir)
-        .unwrap_or_else(|| PathBuf::from("/root"));
+    let home = crate::cloud::account_home();
     let file = |var: &str, name: &str| {
         std::env::var_os(var)
             .map(PathBuf::from)

@@ -57,16 +57,6 @@ impl Aws {
         Ok(eni)
     }
 
-    pub(super) fn ipv4(ip: IpAddr) -> Result<Ipv4Addr> {
-        match ip {
-            IpAddr::V4(v4) => Ok(v4),
-            IpAddr::V6(_) => Err(Error::config(format!(
-                "ip={ip}: cloud=aws moves secondary private IPv4 addresses; IPv6 addresses \
-                 are assigned to an ENI permanently and are not supported"
-            ))),
-        }
-    }
-
     /// Every ENI of our VPC that holds `ip` (EC2 may briefly show two during a move).
     pub(super) fn holders(&self, ip: Ipv4Addr, eni: &Eni) -> Result<Vec<String>> {
         let ec2 = self.ec2()?;
@@ -119,17 +109,14 @@ impl Cloud for Aws {
     }
 
     fn claim(&self, ip: IpAddr, nic: &Link) -> Result<()> {
-        let v4 = Self::ipv4(ip)?;
+        let v4 = ipv4(ip)?;
         let eni = self.eni(nic)?;
-        if let Some((net, len)) = eni.subnet
-            && !crate::host::contains(IpAddr::V4(net), len, ip)
-        {
-            return Err(Error::host_args(format!(
-                "ip={ip} is outside subnet {net}/{len} of {} ({}); a secondary private IP \
-                 can only move between ENIs of the same subnet",
-                eni.id, nic.name
-            )));
-        }
+        crate::cloud::within_subnet(
+            ip,
+            eni.subnet,
+            &format!("{} ({})", eni.id, nic.name),
+            "a secondary private IP can only move between ENIs of the same subnet",
+        )?;
         let ec2 = self.ec2()?;
         tracing::info!("assigning {ip} to {} ({})", eni.id, nic.name);
         self.rt.run("AssignPrivateIpAddresses", async {
@@ -162,7 +149,7 @@ impl Cloud for Aws {
     }
 
     fn release(&self, ip: IpAddr, nic: &Link) -> Result<()> {
-        let v4 = Self::ipv4(ip)?;
+        let v4 = ipv4(ip)?;
         let eni = self.eni(nic)?;
         let ec2 = self.ec2()?;
         if let Some(alloc) = &self.opts.eip_allocation_id {
@@ -202,7 +189,7 @@ impl Cloud for Aws {
     }
 
     fn owner(&self, ip: IpAddr, nic: &Link) -> Result<Owner> {
-        let v4 = Self::ipv4(ip)?;
+        let v4 = ipv4(ip)?;
         let eni = self.eni(nic)?;
         let holders = self.holders(v4, &eni)?;
         let others: Vec<&String> = holders.iter().filter(|h| **h != eni.id).collect();
@@ -232,7 +219,7 @@ impl Cloud for Aws {
 
     fn preflight(&self, ip: IpAddr, nic: &Link) -> Result<Vec<String>> {
         let mut report = Vec::new();
-        let v4 = Self::ipv4(ip)?;
+        let v4 = ipv4(ip)?;
         let imds = self.imds()?;
         let instance = self.rt.run("reading instance metadata", async {
             imds.get("meta-data/instance-id").await
@@ -332,4 +319,12 @@ impl Cloud for Aws {
         }
         Ok(report)
     }
+}
+
+fn ipv4(ip: IpAddr) -> Result<Ipv4Addr> {
+    crate::cloud::ipv4_only(
+        ip,
+        "cloud=aws moves secondary private IPv4 addresses; IPv6 addresses are assigned to an \
+         ENI permanently and are not supported",
+    )
 }

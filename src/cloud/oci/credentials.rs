@@ -104,7 +104,7 @@ impl Oci {
             .and_then(|t| parse_session(&t));
         let mut session_key = None;
         if let Some((exp, token, key)) = kept {
-            if !fresh && exp > now_secs() + RENEW_BEFORE {
+            if !fresh && exp > crate::cloud::unix_now() + RENEW_BEFORE {
                 return Ok(Signer::new(format!("ST${token}"), key, true));
             }
             // The key outlives its token: generating an RSA key is the slow part of a
@@ -248,13 +248,7 @@ pub(super) fn parse_oci_config(text: &str, profile: &str) -> Option<HashMap<Stri
 pub(super) fn home_dir() -> PathBuf {
     std::env::var_os("HOME")
         .map(PathBuf::from)
-        .or_else(|| {
-            nix::unistd::User::from_uid(nix::unistd::geteuid())
-                .ok()
-                .flatten()
-                .map(|u| u.dir)
-        })
-        .unwrap_or_else(|| PathBuf::from("/root"))
+        .unwrap_or_else(crate::cloud::account_home)
 }
 
 pub(super) fn expand_home(p: &str) -> PathBuf {
@@ -330,11 +324,4 @@ pub(super) fn parse_session(text: &str) -> Option<(u64, String, RsaPrivateKey)> 
     let (first, pem) = text.split_once('\n')?;
     let (exp, token) = first.split_once(' ')?;
     Some((exp.parse().ok()?, token.to_string(), parse_key(pem).ok()?))
-}
-
-pub(super) fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }

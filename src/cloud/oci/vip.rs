@@ -50,28 +50,6 @@ impl Oci {
             primary: p["isPrimary"].as_bool().unwrap_or(false),
         }))
     }
-
-    pub(super) fn ipv4(ip: IpAddr) -> Result<Ipv4Addr> {
-        match ip {
-            IpAddr::V4(v4) => Ok(v4),
-            IpAddr::V6(_) => Err(Error::config(format!(
-                "ip={ip}: cloud=oci moves secondary private IPv4 addresses only"
-            ))),
-        }
-    }
-
-    pub(super) fn in_subnet(ip: IpAddr, vnic: &Vnic, nic: &Link) -> Result<()> {
-        if let Some((net, len)) = vnic.subnet
-            && !crate::host::contains(IpAddr::V4(net), len, ip)
-        {
-            return Err(Error::host_args(format!(
-                "ip={ip} is outside subnet {net}/{len} of VNIC {} ({}); a secondary private IP \
-                 moves only between VNICs of one subnet",
-                vnic.id, nic.name
-            )));
-        }
-        Ok(())
-    }
 }
 
 impl Cloud for Oci {
@@ -80,9 +58,9 @@ impl Cloud for Oci {
     }
 
     fn claim(&self, ip: IpAddr, nic: &Link) -> Result<()> {
-        let v4 = Self::ipv4(ip)?;
+        let v4 = ipv4(ip)?;
         let vnic = self.vnic(nic)?;
-        Self::in_subnet(ip, &vnic, nic)?;
+        in_subnet(ip, &vnic, nic)?;
         match self.private_ip(v4, &vnic)? {
             Some(p) if p.vnic == vnic.id => {
                 tracing::info!("{ip} is already on VNIC {}", vnic.id);
@@ -129,7 +107,7 @@ impl Cloud for Oci {
             // The next node's start moves it; deleting would only add a create there.
             return Ok(());
         }
-        let v4 = Self::ipv4(ip)?;
+        let v4 = ipv4(ip)?;
         let vnic = self.vnic(nic)?;
         match self.private_ip(v4, &vnic)? {
             Some(p) if p.vnic == vnic.id && !p.primary => {
@@ -175,7 +153,7 @@ impl Cloud for Oci {
     }
 
     fn owner(&self, ip: IpAddr, nic: &Link) -> Result<Owner> {
-        let v4 = Self::ipv4(ip)?;
+        let v4 = ipv4(ip)?;
         let vnic = self.vnic(nic)?;
         Ok(match self.private_ip(v4, &vnic)? {
             Some(p) if p.vnic == vnic.id => Owner::Us,
@@ -196,7 +174,7 @@ impl Cloud for Oci {
     }
 
     fn preflight(&self, ip: IpAddr, nic: &Link) -> Result<Vec<String>> {
-        let v4 = Self::ipv4(ip)?;
+        let v4 = ipv4(ip)?;
         let mut report = Vec::new();
         let (region, _) = self.region()?;
         let instance = self
@@ -220,7 +198,7 @@ impl Cloud for Oci {
             }
         });
         let vnic = self.vnic(nic)?;
-        Self::in_subnet(ip, &vnic, nic)?;
+        in_subnet(ip, &vnic, nic)?;
         report.push(format!(
             "{} (MAC {}) is VNIC {}",
             nic.name,
@@ -278,4 +256,17 @@ impl Cloud for Oci {
         }
         Ok(report)
     }
+}
+
+fn ipv4(ip: IpAddr) -> Result<Ipv4Addr> {
+    crate::cloud::ipv4_only(ip, "cloud=oci moves secondary private IPv4 addresses only")
+}
+
+fn in_subnet(ip: IpAddr, vnic: &Vnic, nic: &Link) -> Result<()> {
+    crate::cloud::within_subnet(
+        ip,
+        vnic.subnet,
+        &format!("VNIC {} ({})", vnic.id, nic.name),
+        "a secondary private IP moves only between VNICs of one subnet",
+    )
 }
