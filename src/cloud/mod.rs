@@ -146,6 +146,39 @@ pub(crate) fn within_subnet(
     }
 }
 
+/// One HTTP exchange for the hand-written clients (IMDS, OCI): (status, headers, body), bounded
+/// by `limit`; a connection failure or silence is the transient error `unreachable` words.
+pub(crate) async fn exchange<C>(
+    client: &hyper_util::client::legacy::Client<C, http_body_util::Full<bytes::Bytes>>,
+    req: http::Request<http_body_util::Full<bytes::Bytes>>,
+    limit: Duration,
+    unreachable: impl Fn(String) -> Error,
+) -> Result<(u16, http::HeaderMap, bytes::Bytes)>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
+    use http_body_util::BodyExt;
+    let answer = async {
+        // Debug, not Display: only it carries the cause ("connection refused").
+        let resp = client
+            .request(req)
+            .await
+            .map_err(|e| unreachable(format!("{e:?}")))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?
+            .to_bytes();
+        Ok::<_, Error>((status, headers, body))
+    };
+    tokio::time::timeout(limit, answer)
+        .await
+        .map_err(|_| unreachable(format!("no answer within {:.1} s", limit.as_secs_f64())))?
+}
+
 /// Recognise the cloud from DMI data, which both clouds fill in on every instance shape:
 /// EC2 (Xen and Nitro) puts "Amazon EC2" in sys_vendor or an `i-…` board asset tag; OCI puts
 /// "OracleCloud.com" in the chassis asset tag.

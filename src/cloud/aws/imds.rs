@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -158,23 +158,8 @@ impl Imds {
                 self.endpoint
             ))
         };
-        let answer = async {
-            let resp = self
-                .client
-                .request(req)
-                .await
-                .map_err(|e| unreachable(e.to_string()))?;
-            let status = resp.status().as_u16();
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| unreachable(e.to_string()))?
-                .to_bytes();
-            Ok::<_, Error>((status, String::from_utf8_lossy(&body).into_owned()))
-        };
-        tokio::time::timeout(limit, answer)
-            .await
-            .map_err(|_| unreachable(format!("no answer within {:.1} s", limit.as_secs_f64())))?
+        let (status, _, body) =
+            crate::cloud::exchange(&self.client, req, limit, unreachable).await?;
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
     }
 }

@@ -115,24 +115,23 @@ impl Routes for Aws {
         let calls = changes.iter().map(|c| {
             let (ec2, dest_s) = (&ec2, &dest_s);
             async move {
+                // The two calls take the same fields, but their builders are distinct types.
+                macro_rules! to_eni {
+                    ($call:expr, $name:literal) => {
+                        $call
+                            .route_table_id(&c.table)
+                            .destination_cidr_block(dest_s)
+                            .network_interface_id(eni)
+                            .send()
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| sdk_error($name, e))
+                    };
+                }
                 let r = if c.create {
-                    ec2.create_route()
-                        .route_table_id(&c.table)
-                        .destination_cidr_block(dest_s)
-                        .network_interface_id(eni)
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| sdk_error("CreateRoute", e))
+                    to_eni!(ec2.create_route(), "CreateRoute")
                 } else {
-                    ec2.replace_route()
-                        .route_table_id(&c.table)
-                        .destination_cidr_block(dest_s)
-                        .network_interface_id(eni)
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| sdk_error("ReplaceRoute", e))
+                    to_eni!(ec2.replace_route(), "ReplaceRoute")
                 };
                 (c.table.clone(), r)
             }

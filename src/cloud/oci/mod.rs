@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -129,27 +129,12 @@ impl Oci {
         let limit = self.rt.left().min(REQUEST_TIMEOUT);
         let unreachable =
             |why: String| Error::transient(format!("{method} {url}: cannot reach it ({why})"));
-        let answer = async {
-            let resp = if url.starts_with("https://") {
-                self.https()?.request(req).await
-            } else {
-                self.http.request(req).await
-            }
-            .map_err(|e| unreachable(format!("{e:?}")))?;
-            let status = resp.status().as_u16();
-            let headers = resp.headers().clone();
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| unreachable(e.to_string()))?
-                .to_bytes()
-                .to_vec();
-            Ok::<_, Error>((status, headers, body))
+        let (status, headers, body) = if url.starts_with("https://") {
+            crate::cloud::exchange(&self.https()?, req, limit, unreachable).await?
+        } else {
+            crate::cloud::exchange(&self.http, req, limit, unreachable).await?
         };
-        tokio::time::timeout(limit, answer)
-            .await
-            .map_err(|_| unreachable(format!("no answer within {:.1} s", limit.as_secs_f64())))?
+        Ok((status, headers, body.to_vec()))
     }
 
     fn api_base(&self) -> Result<String> {
