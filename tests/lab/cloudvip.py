@@ -43,3 +43,29 @@ def call(lab, node, action, defaults: dict, extra_env=None, timeout=30, agent="v
 
 def has_addr(node, ip=VIP, dev="eth0") -> bool:
     return f"inet {ip}/" in node.exec(["ip", "-o", "addr", "show", "dev", dev]).stdout
+
+
+def check_ring(lab) -> None:
+    """Both nodes of a two-node lab cluster online, corosync's ring on their cloud addresses."""
+    st = lab.cluster.status()
+    assert {n: v["online"] for n, v in st["nodes"].items()} == {"node1": True, "node2": True}
+    n1, n2 = lab.nodes
+    conf = (lab.cluster.dir / "node1" / "etc-corosync" / "corosync.conf").read_text()
+    assert f"ring0_addr: {n1.ip}" in conf and f"ring0_addr: {n2.ip}" in conf
+
+
+def check_follow_then_crash(lab, vip: str, port: int) -> None:
+    """The address answers from whichever node the cloud assigns it to, and a crash of node 1
+    takes that node off the network."""
+    n1, n2 = lab.nodes
+    for n in lab.nodes:
+        n.serve_name(port)
+        n.machine.run(["ip", "addr", "add", f"{vip}/24", "dev", "eth0"])
+    lab.assign(vip, n1)
+    assert lab.who_answers(vip, port) == "node1"
+    lab.assign(vip, n2)
+    assert lab.who_answers(vip, port) == "node2"
+    lab.assign(vip, n1)
+    lab.cluster.crash("node1")
+    netns.wait_for(lambda: lab.who_answers(n1.ip, port, timeout=0.2) is None, 5,
+                   "node1 gone from the network")

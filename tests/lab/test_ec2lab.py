@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
+import cloudvip
 import netns
 from ec2lab import Ec2Lab
 
@@ -599,30 +600,16 @@ def test_pacemaker_cluster_on_the_fabric():
                 name="ec2lab-pcmk") as lab:
         print(f"\nEC2 lab + cluster up in {lab.up_seconds:.2f}s "
               f"(cluster {lab.cluster.up_seconds:.2f}s)")
-        st = lab.cluster.status()
-        assert {n: v["online"] for n, v in st["nodes"].items()} == {"node1": True,
-                                                                    "node2": True}
-        n1, n2 = lab.nodes
         # Corosync's ring runs on the ENI addresses, routed through the fabric.
-        conf = (lab.cluster.dir / "node1" / "etc-corosync" / "corosync.conf").read_text()
-        assert f"ring0_addr: {n1.ip}" in conf and f"ring0_addr: {n2.ip}" in conf
+        cloudvip.check_ring(lab)
+        n1 = lab.nodes[0]
         assert n1.machine.run(["cat", "/sys/class/net/eth0/address"]).stdout.strip() == n1.mac
         assert imds(n1, "meta-data/instance-id", token=token(n1)) == (200, n1.instance_id)
         assert n1.machine.run(["cat", "/etc/resolv.conf"]).stdout.strip() == \
             "nameserver 127.0.0.1"
-        # The VIP follows the ENI for the cluster's client too.
-        for n in lab.nodes:
-            n.serve_name(PORT)
-            n.machine.run(["ip", "addr", "add", f"{VIP}/24", "dev", "eth0"])
-        lab.assign(VIP, n1)
-        assert lab.who_answers(VIP, PORT) == "node1"
-        lab.assign(VIP, n2)
-        assert lab.who_answers(VIP, PORT) == "node2"
-        # A crash takes the node's namespace with it (IMDS and relay closed by the lab).
-        lab.assign(VIP, n1)
-        lab.cluster.crash("node1")
-        netns.wait_for(lambda: lab.who_answers(n1.ip, PORT, timeout=0.2) is None, 5,
-                       "node1 gone from the network")
+        # The VIP follows the ENI for the cluster's client too; a crash takes the node's
+        # namespace with it (IMDS and relay closed by the lab).
+        cloudvip.check_follow_then_crash(lab, VIP, PORT)
         pid_ns = Path(f"/proc/{n1.machine.pid}")
         assert not pid_ns.exists()
     print(f"down in {lab.down_seconds:.2f}s")

@@ -18,6 +18,7 @@ import pytest
 
 oci = pytest.importorskip("oci")
 
+import cloudvip  # noqa: E402
 import netns  # noqa: E402
 from ocilab import OciLab, reference_sign  # noqa: E402
 from ocilab import pki  # noqa: E402
@@ -511,27 +512,13 @@ def test_pacemaker_cluster_on_the_fabric():
     with OciLab(nodes=2, pacemaker=True, agents=(), binary=binary, name="ocilab-pcmk") as lab:
         print(f"\nOCI lab + cluster up in {lab.up_seconds:.2f}s "
               f"(cluster {lab.cluster.up_seconds:.2f}s)")
-        st = lab.cluster.status()
-        assert {n: v["online"] for n, v in st["nodes"].items()} == {"node1": True,
-                                                                    "node2": True}
-        n1, n2 = lab.nodes
-        conf = (lab.cluster.dir / "node1" / "etc-corosync" / "corosync.conf").read_text()
-        assert f"ring0_addr: {n1.ip}" in conf and f"ring0_addr: {n2.ip}" in conf
+        cloudvip.check_ring(lab)
+        n1 = lab.nodes[0]
         assert n1.machine.run(["cat", "/sys/class/net/eth0/address"]).stdout.strip() == \
             n1.mac.lower()
         assert imds(n1, "/opc/v2/instance/id") == (200, n1.instance_id)
         assert "default via" in n1.machine.run(["ip", "-4", "route"]).stdout
-        for n in lab.nodes:
-            n.serve_name(PORT)
-            n.machine.run(["ip", "addr", "add", f"{VIP}/24", "dev", "eth0"])
-        lab.assign(VIP, n1)
-        assert lab.who_answers(VIP, PORT) == "node1"
-        lab.assign(VIP, n2)
-        assert lab.who_answers(VIP, PORT) == "node2"
-        lab.assign(VIP, n1)
-        lab.cluster.crash("node1")
-        netns.wait_for(lambda: lab.who_answers(n1.ip, PORT, timeout=0.2) is None, 5,
-                       "node1 gone from the network")
+        cloudvip.check_follow_then_crash(lab, VIP, PORT)
     print(f"down in {lab.down_seconds:.2f}s")
 
 
