@@ -76,3 +76,24 @@ def shared_control(cloud, method: str, path: str, body, query):
     if path.startswith("dataplane"):
         return cloud.dataplane.control(path, body)
     return NOT_SHARED
+
+
+def watch_machines(pids: dict, close_node, sockets: str) -> None:
+    """A crashed machine's namespace must die with it: our listening sockets there would keep
+    it (and its addresses) alive, so close them (`close_node(name)`) once its PID 1 is gone.
+    Runs forever; start it on a daemon thread."""
+    while True:
+        time.sleep(0.1)
+        for name, pid in list(pids.items()):
+            if not pid_alive(pid):
+                del pids[name]
+                log(f"machine {name} (pid {pid}) is gone: closing its {sockets}")
+                close_node(name)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False

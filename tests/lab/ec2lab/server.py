@@ -36,7 +36,8 @@ import uuid
 from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs
 
-from standin import NOT_SHARED, MetadataHandler, announce, log, shared_control
+from standin import (NOT_SHARED, MetadataHandler, announce, log, pid_alive, shared_control,
+                     watch_machines)
 
 from . import nssock
 
@@ -753,23 +754,7 @@ class Cloud:
             relay.close()
 
     def watch_machines(self):
-        """A crashed machine's namespace must die with it: our listening sockets would keep
-        it (and its addresses) alive, so close them when the machine's PID 1 is gone."""
-        while True:
-            time.sleep(0.1)
-            for name, pid in list(self.pids.items()):
-                if not pid_alive(pid):
-                    del self.pids[name]
-                    log(f"machine {name} (pid {pid}) is gone: closing its IMDS and relay")
-                    self.close_node(name)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
+        watch_machines(self.pids, self.close_node, "IMDS and relay")
 
 
 # ---------------------------------------------------------------- control app

@@ -34,8 +34,8 @@ from urllib.parse import parse_qs, urlsplit
 from cryptography.hazmat.primitives import serialization
 
 from ec2lab import nssock
-from ec2lab.server import DataPlane, Faults, NsHTTPServer, Relay, exit_with, pid_alive
-from standin import NOT_SHARED, MetadataHandler, QuietHandler, announce, log, shared_control
+from ec2lab.server import DataPlane, Faults, NsHTTPServer, Relay, exit_with
+from standin import NOT_SHARED, MetadataHandler, QuietHandler, announce, log, shared_control, watch_machines
 
 from . import pki
 
@@ -254,14 +254,7 @@ class Cloud:
             r.close()
 
     def watch_machines(self):
-        """A crashed machine's namespace must die with it: close our sockets there."""
-        while True:
-            time.sleep(0.1)
-            for name, pid in list(self.pids.items()):
-                if not pid_alive(pid):
-                    del self.pids[name]
-                    log(f"machine {name} (pid {pid}) is gone: closing its IMDS and relays")
-                    self.close_node(name)
+        watch_machines(self.pids, self.close_node, "IMDS and relays")
 
 
 class OciDataPlane(DataPlane):
