@@ -8,6 +8,7 @@ pub mod contract;
 pub mod docs;
 pub mod error;
 pub mod fault;
+pub mod fence;
 pub mod files;
 pub mod host;
 pub mod log;
@@ -75,6 +76,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 .into_owned()
         })
         .unwrap_or_default();
+    if argv0 == fence::NAME {
+        return fence_main(&args[1..], &env);
+    }
     // Called through a link named after an agent: argv[1] is the action, the rest is ignored.
     if let Some(agent) = agents::find(&argv0) {
         let word = args.get(1).map(|a| a.to_string_lossy().into_owned());
@@ -164,6 +168,62 @@ fn dispatch(
         Err((caller, e)) => {
             log::init(env, agent.name, agent.name, caller);
             contract::refusal(caller, &e.message, contract::ocf_code(e.kind)).emit()
+        }
+    }
+}
+
+/// fence_cloudha: options from the command line, or from stdin when there are none (the
+/// fencer's way); exit 0 done, 1 failed, 2 for status "off".
+fn fence_main(args: &[OsString], env: &Env) -> i32 {
+    use std::io::Read as _;
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let input = if args.is_empty() {
+        let mut bytes = Vec::new();
+        let _ = std::io::stdin().read_to_end(&mut bytes);
+        Ok(fence::parse_stdin(&String::from_utf8_lossy(&bytes)))
+    } else {
+        fence::parse_args(&args)
+    };
+    log::init(env, fence::NAME, fence::NAME, Caller::Ocf);
+    let input = match input {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::error!("{e}");
+            return 1;
+        }
+    };
+    if input.help {
+        print!("{}", fence::help());
+        return 0;
+    }
+    if input.version {
+        println!("{} {}", fence::NAME, env!("CARGO_PKG_VERSION"));
+        return 0;
+    }
+    for name in &input.ignored {
+        tracing::debug!("ignoring option {}", error::shown(name));
+    }
+    let dmi = Path::new(
+        env.test_hook("CLOUDHA_DMI_DIR")
+            .unwrap_or("/sys/class/dmi/id"),
+    );
+    let run_dir = Path::new(env.get("CLOUDHA_RUN_DIR").unwrap_or("/run/cloudha"));
+    let real = |opts: &cloud::Options, deadline| -> error::Result<Box<dyn cloud::power::Power>> {
+        fence::real_power(run_dir, opts, deadline)
+    };
+    let answer = params::Values::validate(fence::PARAMS, &input.raw)
+        .and_then(|v| fence::run(&v, dmi, &real));
+    match answer {
+        Ok(a) => {
+            print!("{}", a.stdout);
+            a.code
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            1
         }
     }
 }

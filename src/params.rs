@@ -43,6 +43,8 @@ pub struct Param {
     pub unique_group: Option<&'static str>,
     /// Changing it needs only `reload-agent`, not a restart.
     pub reloadable: bool,
+    /// The one-letter command-line option of a fence agent (`-o`, `-n`), if it has one.
+    pub short: Option<char>,
     pub shortdesc: &'static str,
     pub longdesc: &'static str,
 }
@@ -57,6 +59,7 @@ impl Param {
             required: false,
             unique_group: None,
             reloadable: false,
+            short: None,
             shortdesc,
             longdesc,
         }
@@ -79,6 +82,10 @@ impl Param {
     }
     pub const fn reloadable(mut self) -> Self {
         self.reloadable = true;
+        self
+    }
+    pub const fn short(mut self, c: char) -> Self {
+        self.short = Some(c);
         self
     }
 
@@ -370,6 +377,8 @@ pub fn parse_bool(raw: &str) -> Option<bool> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     Default,
+    /// A `name=value` line on standard input (the fence-agents contract).
+    Stdin,
     Env(String),
     File(String),
     CommandLine,

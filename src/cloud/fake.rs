@@ -237,3 +237,106 @@ impl super::routes::Routes for FakeRoutes {
         "the fake".into()
     }
 }
+
+/// In-memory instances for fence_cloudha: a stop or start passes through `stopping` or
+/// `pending` for `lag` reads (forever when `stuck`), as the real clouds do.
+#[derive(Default)]
+pub struct FakePower {
+    pub instances: RefCell<Vec<super::power::Instance>>,
+    pub own: Option<String>,
+    pub calls: RefCell<Vec<String>>,
+    pub fault: Fault,
+    pub lag: Cell<u32>,
+    pub stuck: Cell<bool>,
+    /// StartInstances fails (a capacity error, say).
+    pub refuse_start: Cell<bool>,
+    /// Reads left until the instance in transit arrives, and where.
+    pending: RefCell<HashMap<String, (u32, super::power::PowerState)>>,
+}
+
+impl FakePower {
+    pub fn with(list: &[(&str, &str, bool)]) -> Self {
+        use super::power::{Instance, PowerState};
+        let p = FakePower::default();
+        *p.instances.borrow_mut() = list
+            .iter()
+            .map(|(id, name, on)| Instance {
+                id: id.to_string(),
+                name: name.to_string(),
+                state: if *on { PowerState::On } else { PowerState::Off },
+            })
+            .collect();
+        p
+    }
+    pub fn count(&self, call: &str) -> usize {
+        self.calls.borrow().iter().filter(|c| *c == call).count()
+    }
+    fn call(&self, name: &str) -> Result<()> {
+        self.calls.borrow_mut().push(name.to_string());
+        self.fault.hit()
+    }
+    fn set(&self, id: &str, s: super::power::PowerState) {
+        for i in self
+            .instances
+            .borrow_mut()
+            .iter_mut()
+            .filter(|i| i.id == id)
+        {
+            i.state = s.clone();
+        }
+    }
+    fn start_moving(&self, id: &str, word: &str, to: super::power::PowerState) {
+        self.set(id, super::power::PowerState::Moving(word.into()));
+        self.pending
+            .borrow_mut()
+            .insert(id.to_string(), (self.lag.get(), to));
+    }
+}
+
+impl super::power::Power for FakePower {
+    fn state(&self, id: &str) -> Result<super::power::PowerState> {
+        self.call("state")?;
+        let arrived = match self.pending.borrow_mut().get_mut(id) {
+            Some((0, to)) if !self.stuck.get() => Some(to.clone()),
+            Some((n, _)) => {
+                *n = n.saturating_sub(1);
+                None
+            }
+            None => None,
+        };
+        if let Some(to) = arrived {
+            self.pending.borrow_mut().remove(id);
+            self.set(id, to);
+        }
+        self.instances
+            .borrow()
+            .iter()
+            .find(|i| i.id == id)
+            .map(|i| i.state.clone())
+            .ok_or_else(|| Error::config(format!("no instance {id}")))
+    }
+    fn off(&self, id: &str) -> Result<()> {
+        self.call("off")?;
+        self.start_moving(id, "stopping", super::power::PowerState::Off);
+        Ok(())
+    }
+    fn on(&self, id: &str) -> Result<()> {
+        self.call("on")?;
+        if self.refuse_start.get() {
+            return Err(Error::failed("InsufficientInstanceCapacity"));
+        }
+        self.start_moving(id, "pending", super::power::PowerState::On);
+        Ok(())
+    }
+    fn instances(&self) -> Result<Vec<super::power::Instance>> {
+        self.call("instances")?;
+        Ok(self.instances.borrow().clone())
+    }
+    fn own_id(&self) -> Option<String> {
+        self.own.clone()
+    }
+    fn preflight(&self, id: &str) -> Result<Vec<String>> {
+        self.call("preflight")?;
+        Ok(vec![format!("{id}: allowed")])
+    }
+}

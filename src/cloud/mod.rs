@@ -13,6 +13,7 @@ pub mod fake;
 
 pub mod oci;
 pub mod params;
+pub mod power;
 pub mod routes;
 
 use crate::error::{Error, Result, shown};

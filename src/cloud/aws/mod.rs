@@ -27,6 +27,7 @@ use crate::host::Link;
 
 mod errors;
 pub mod imds;
+mod power;
 mod routes;
 mod vip;
 

@@ -1,0 +1,117 @@
+"""fence_cloudha against the EC2 lab (tests/lab/ec2lab): called the way Pacemaker's fencer calls
+a fence agent (options as name=value lines on stdin) from inside a node namespace, with the
+node's instance-role credentials from IMDS and the endpoint pinned to the lab. The instance
+states are moto's, read back through the lab's own EC2 client. Needs root and the packages of
+scripts/install-deps.sh; nothing here skips.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import cloudvip
+import netns
+from ec2lab import Ec2Lab
+
+LAB = (Ec2Lab, dict(nodes=3, name="fenceaws"))
+
+
+def before_each(lab):
+    lab.faults.clear()
+    lab.iam.allow_all()
+    for n in lab.nodes:
+        if state(lab, n) != "running":
+            lab.ec2.start_instances(InstanceIds=[n.instance_id])
+
+
+def fence_bin(lab) -> str:
+    """The binary under the name the fencer calls it by (argv[0] picks the agent)."""
+    link = lab.dir / "fence_cloudha"
+    if not link.exists():
+        os.symlink(netns.cloudha_bin(), link)
+    return str(link)
+
+
+def fence(lab, node, stdin: str, timeout=60) -> netns.Result:
+    node = lab.node(node)
+    env = cloudvip.agent_env(lab, node, {})
+    t0 = time.monotonic()
+    p = node.exec([fence_bin(lab)], env=env, timeout=timeout,
+                  input=f"endpoint_url={lab.endpoint}\ncloud=aws\n{stdin}\n")
+    r = netns.Result(p, time.monotonic() - t0)
+    print(f"{node.name} fence_cloudha <<{stdin!r} -> {r.rc} in {r.elapsed:.3f}s\n"
+          f"{p.stdout}{p.stderr.strip()}")
+    return r
+
+
+def state(lab, node) -> str:
+    out = lab.ec2.describe_instances(InstanceIds=[node.instance_id])
+    return out["Reservations"][0]["Instances"][0]["State"]["Name"]
+
+
+def test_list_shows_every_instance_by_name(lab):
+    r = fence(lab, 1, "action=list")
+    assert r.rc == 0, r
+    want = {f"{n.instance_id},{n.name}" for n in lab.nodes}
+    assert want <= set(r.out.split()), r.out
+
+
+def test_off_by_nodename_is_confirmed_then_on(lab):
+    n3 = lab.node(3)
+    # The fencer's own options are ignored; nodename maps to the Name tag.
+    t = time.monotonic()
+    r = fence(lab, 1, "action=off\nnodename=node3\npcmk_host_check=dynamic-list")
+    assert r.rc == 0, r
+    assert state(lab, n3) == "stopped"
+    calls = [c["action"] for c in lab.calls(t)]
+    assert calls.count("StopInstances") == 1, calls
+    assert fence(lab, 1, f"action=status\nplug={n3.instance_id}").rc == 2
+    assert fence(lab, 2, "action=on\nnodename=node3").rc == 0
+    assert state(lab, n3) == "running"
+    assert fence(lab, 2, "action=status\nport=" + n3.instance_id).rc == 0
+
+
+def test_reboot_powers_off_and_on(lab):
+    n2 = lab.node(2)
+    t = time.monotonic()
+    assert fence(lab, 1, f"action=reboot\nplug={n2.instance_id}").rc == 0
+    calls = [c["action"] for c in lab.calls(t)]
+    assert calls.count("StopInstances") == 1 and calls.count("StartInstances") == 1, calls
+    assert state(lab, n2) == "running"
+
+
+def test_never_fences_the_instance_it_runs_on(lab):
+    n1 = lab.node(1)
+    r = fence(lab, 1, f"action=off\nplug={n1.instance_id}")
+    assert r.rc == 1 and "instance this agent runs on" in r.err, r
+    assert state(lab, n1) == "running"
+
+
+def test_denied_stop_fails_and_the_preflight_names_it(lab):
+    n2 = lab.node(2)
+    lab.iam.deny("StopInstances")
+    r = fence(lab, 1, f"action=off\nplug={n2.instance_id}")
+    assert r.rc == 1 and "UnauthorizedOperation" in r.err, r
+    assert state(lab, n2) == "running"
+    r = fence(lab, 1, f"action=validate-all\nplug={n2.instance_id}")
+    assert r.rc == 1 and "ec2:StopInstances" in r.err, r
+    lab.iam.allow_all()
+    r = fence(lab, 1, f"action=validate-all\nplug={n2.instance_id}")
+    assert r.rc == 0 and "granted" in r.out, r
+    assert state(lab, n2) == "running", "the pre-flight (DryRun) changes nothing"
+
+
+def test_throttling_is_retried_within_the_deadline(lab):
+    n2 = lab.node(2)
+    lab.faults.set("throttle", count=2, actions=["StopInstances"])
+    r = fence(lab, 1, f"action=off\nplug={n2.instance_id}")
+    assert r.rc == 0, r
+    assert state(lab, n2) == "stopped"
+
+
+def test_an_unknown_instance_is_a_failure_not_off(lab):
+    r = fence(lab, 1, "action=status\nplug=i-0123456789abcdef0")
+    assert r.rc == 1, r
+    r = fence(lab, 1, "action=off\nnodename=no-such-node")
+    assert r.rc == 1 and "no instance is named" in r.err, r
