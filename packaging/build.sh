@@ -100,6 +100,11 @@ stage_common() { # dir
             done
         fi
     done
+    # The fence agent: the same binary under the name Pacemaker's fencer looks for.
+    ln -s cloudha "$r/usr/sbin/fence_cloudha"
+    for f in packaging/examples/fence_cloudha/*; do
+        install -m 0644 "$f" "$r/usr/share/doc/cloudha/examples/${f##*/}"
+    done
     install -m 0644 packaging/examples/README "$r/usr/share/doc/cloudha/examples/README"
     # The run directory, 0700, recreated at boot by systemd-tmpfiles (the agents also create it
     # 0700 and refuse a symlinked or foreign one).
@@ -109,6 +114,8 @@ stage_common() { # dir
     if [ -f README.md ]; then
         install -m 0644 README.md "$r/usr/share/doc/cloudha/README.md"
     fi
+    "$r/usr/sbin/fence_cloudha" -o metadata | grep -q '<resource-agent name="fence_cloudha"' ||
+        die "usr/sbin/fence_cloudha does not answer as the fence agent"
     # Every link must reach the binary and answer meta-data as its agent.
     for a in "${AGENTS[@]}"; do
         "$r/$OCF_REL/$a" meta-data | grep -q "<resource-agent name=\"$a\"" ||

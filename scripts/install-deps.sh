@@ -3,7 +3,7 @@
 # run installs nothing.
 set -eu
 PKGS="pacemaker corosync pacemaker-cli-utils resource-agents libxml2-utils pcs iproute2 \
-iputils-ping iputils-arping hyperfine file procps util-linux curl time"
+iputils-ping iputils-arping hyperfine file procps util-linux curl time fence-agents"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

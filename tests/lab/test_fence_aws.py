@@ -7,8 +7,10 @@ scripts/install-deps.sh; nothing here skips.
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from pathlib import Path
 
 import cloudvip
 import netns
@@ -79,6 +81,14 @@ def test_reboot_powers_off_and_on(lab):
     calls = [c["action"] for c in lab.calls(t)]
     assert calls.count("StopInstances") == 1 and calls.count("StartInstances") == 1, calls
     assert state(lab, n2) == "running"
+    # The shipped least-privilege policy allows every call the agent made, and no more.
+    policy = json.loads((Path(__file__).parents[2] / "packaging/examples/fence_cloudha/"
+                         "iam-policy-fence.json").read_text())
+    allowed = set()
+    for st in policy["Statement"]:
+        acts = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        allowed |= {a.removeprefix("ec2:") for a in acts}
+    assert set(calls) == allowed, (calls, allowed)
 
 
 def test_never_fences_the_instance_it_runs_on(lab):

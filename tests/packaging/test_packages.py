@@ -104,7 +104,7 @@ def agents(extracted):
 
 def expected_layout(agents, fmt):
     """path -> "f" (file) or "l" (link), for everything but directories."""
-    files = {"/usr/sbin/cloudha": "f"}
+    files = {"/usr/sbin/cloudha": "f", "/usr/sbin/fence_cloudha": "l"}
     docs = "/usr/share/doc/cloudha"
     for a in agents:
         files[f"{OCF_DIR}/{a}"] = "l"
@@ -114,6 +114,8 @@ def expected_layout(agents, fmt):
         if hand.is_dir():
             for f in hand.iterdir():
                 files[f"{docs}/examples/{f.name}"] = "f"
+    for f in (REPO / "packaging/examples/fence_cloudha").iterdir():
+        files[f"{docs}/examples/{f.name}"] = "f"
     files.update(
         {
             "/usr/share/man/man8/cloudha.8.gz": "f",
@@ -176,7 +178,9 @@ def check_layout(entries, agents, fmt):
             assert perms == "-rw-r--r--", (p, perms)
         elif perms.startswith("d"):
             assert perms == "drwxr-xr-x", (p, perms)
-        if perms.startswith("l"):
+        if p == "/usr/sbin/fence_cloudha":
+            assert target == "cloudha", (p, target)
+        elif perms.startswith("l"):
             assert target == LINK_TARGET, (p, target)
     for d in ("/etc/cloudha", OCF_DIR):
         assert entries.get(d, ("",))[0].startswith("d"), f"{d} is not a directory of the package"
