@@ -20,7 +20,12 @@ fn fence(dir: &Path, args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped());
     let mut child = c.spawn().unwrap();
     use std::io::Write as _;
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -36,7 +41,10 @@ fn metadata_validates_against_fence_agents_schema() {
     // The same text from stdin, the fencer's way.
     let stdin = fence(dir.path(), &[], "action=metadata\n");
     assert_eq!(stdin.stdout, out.stdout);
-    assert!(Path::new(RNG).exists(), "{RNG} missing: install fence-agents (make deps)");
+    assert!(
+        Path::new(RNG).exists(),
+        "{RNG} missing: install fence-agents (make deps)"
+    );
     let check = Command::new("xmllint")
         .args(["--noout", "--relaxng", RNG])
         .arg(&xml)
@@ -57,9 +65,21 @@ fn bad_inputs_fail_with_one_reason() {
         (&["-o"][..], "", "needs a value"),
         (&[][..], "action=explode\n", "is not one of: reboot, off"),
         (&[][..], "action=off\npower_timeout=0\n", "power_timeout"),
-        (&[][..], "action=status\ncloud=aws\n", "set plug (the instance id) or nodename"),
-        (&[][..], "action=off\nplug=i-1\ncloud=gcp\n", "is not one of: auto, aws"),
-        (&[][..], "action=status\nplug=i-1\n", "fences on AWS only so far"),
+        (
+            &[][..],
+            "action=status\ncloud=aws\n",
+            "set plug (the instance id) or nodename",
+        ),
+        (
+            &[][..],
+            "action=off\nplug=i-1\ncloud=gcp\n",
+            "is not one of: auto, aws",
+        ),
+        (
+            &[][..],
+            "action=status\nplug=i-1\n",
+            "fences on AWS only so far",
+        ),
     ] {
         let out = fence(dir.path(), args, stdin);
         let err = String::from_utf8_lossy(&out.stderr);
@@ -76,7 +96,13 @@ fn help_and_version() {
     let out = fence(dir.path(), &["--help"], "");
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    for opt in ["-o, --action", "-n, --plug", "--power-timeout", "--delay", "--nodename"] {
+    for opt in [
+        "-o, --action",
+        "-n, --plug",
+        "--power-timeout",
+        "--delay",
+        "--nodename",
+    ] {
         assert!(text.contains(opt), "{opt} missing from --help:\n{text}");
     }
     let out = fence(dir.path(), &["-V"], "");
