@@ -294,6 +294,9 @@ impl FakePower {
 }
 
 impl super::power::Power for FakePower {
+    fn is_id(&self, s: &str) -> bool {
+        s.starts_with("i-")
+    }
     fn state(&self, id: &str) -> Result<super::power::PowerState> {
         self.call("state")?;
         let arrived = match self.pending.borrow_mut().get_mut(id) {

@@ -39,6 +39,8 @@ pub struct Instance {
 }
 
 pub trait Power {
+    /// Whether `s` is written like one of this cloud's instance ids (not a node name).
+    fn is_id(&self, s: &str) -> bool;
     fn state(&self, id: &str) -> Result<PowerState>;
     /// A hard stop: no shutdown scripts, no waiting for the guest.
     fn off(&self, id: &str) -> Result<()>;

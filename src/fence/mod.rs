@@ -47,8 +47,10 @@ const PLUG: Key<Option<String>> = Key::new(
     Param::new(
         "plug",
         "Instance to fence",
-        "The instance to act on: an EC2 instance id (i-...). When it is not given, the \
-         instance whose Name tag equals nodename is used, so pcmk_host_map is optional.",
+        "The instance to act on: an EC2 instance id (i-...), or a name: then the one instance \
+         whose Name tag is that name (the fencer passes the node name here unless \
+         pcmk_host_map maps it), so pcmk_host_map is optional. When it is not given, nodename \
+         is looked up the same way.",
     )
     .short('n'),
 );
@@ -151,28 +153,32 @@ impl Device {
         })
     }
 
-    /// The instance to act on: `plug`, else the one instance named like the node.
+    /// The instance to act on: `plug` when it is an instance id; else the one instance whose
+    /// name is `plug` or `nodename` (the fencer passes the node name as the plug when
+    /// pcmk_host_map does not map it).
     fn target(&self, power: &dyn Power) -> Result<String> {
-        if let Some(p) = &self.plug {
-            return Ok(p.clone());
-        }
-        let Some(node) = &self.nodename else {
-            return Err(Error::config(
-                "no instance given: set plug (the instance id) or nodename",
-            ));
+        let name = match (&self.plug, &self.nodename) {
+            (Some(p), _) if power.is_id(p) => return Ok(p.clone()),
+            (Some(p), _) => p,
+            (None, Some(n)) => n,
+            (None, None) => {
+                return Err(Error::config(
+                    "no instance given: set plug (the instance id) or nodename",
+                ));
+            }
         };
         let all = power.instances()?;
-        let named: Vec<&Instance> = all.iter().filter(|i| i.name == *node).collect();
+        let named: Vec<&Instance> = all.iter().filter(|i| i.name == *name).collect();
         match named.as_slice() {
             [one] => Ok(one.id.clone()),
             [] => Err(Error::config(format!(
                 "no instance is named {} (Name tag); set plug or pcmk_host_map",
-                shown(node)
+                shown(name)
             ))),
             many => Err(Error::config(format!(
                 "{} instances are named {} ({}); set plug or pcmk_host_map",
                 many.len(),
-                shown(node),
+                shown(name),
                 many.iter()
                     .map(|i| i.id.as_str())
                     .collect::<Vec<_>>()

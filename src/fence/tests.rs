@@ -13,6 +13,9 @@ fn call(power: &FakePower, stdin: &str) -> Result<Answer> {
     // The fake outlives the call: hand out a borrowed view of it.
     struct View<'a>(&'a FakePower);
     impl Power for View<'_> {
+        fn is_id(&self, s: &str) -> bool {
+            self.0.is_id(s)
+        }
         fn state(&self, id: &str) -> Result<PowerState> {
             self.0.state(id)
         }
@@ -106,6 +109,14 @@ fn nodename_maps_to_the_one_instance_of_that_name() {
     let p = two();
     assert_eq!(call(&p, "action=off\nnodename=node2").unwrap().code, 0);
     assert_eq!(call(&p, "action=status\nport=i-2").unwrap().code, 2);
+    // The fencer passes the node name as port when pcmk_host_map does not map it.
+    assert_eq!(
+        call(&p, "action=on\nport=node2\nnodename=node2")
+            .unwrap()
+            .code,
+        0
+    );
+    assert_eq!(call(&p, "action=status\nplug=i-2").unwrap().code, 0);
     let e = call(&p, "action=off\nnodename=node7").unwrap_err();
     assert!(e.message.contains("no instance is named"), "{e}");
     p.instances.borrow_mut()[0].name = "node2".into();

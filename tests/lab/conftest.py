@@ -2,8 +2,8 @@
 
 - ``LAB = (Ec2Lab or OciLab, keyword arguments)``: one lab for the whole module; with
   ``SERVE = port`` each node serves its name there; ``ready(lab)``, if defined, finishes it.
-- ``CLUSTER = (Ec2Lab or OciLab, name, agents)``: a cloud lab with a Pacemaker cluster on it
-  (failover.cloud_cluster); those modules hold one test.
+- ``CLUSTER = (Ec2Lab or OciLab, name, agents[, lab keyword arguments])``: a cloud lab with a
+  Pacemaker cluster on it (failover.cloud_cluster); those modules hold one test.
 - ``before_each(lab)`` / ``after_each(lab)``: run around every test that uses the lab, so faults
   and denials never leak from one test into the next.
 """
@@ -25,8 +25,8 @@ def lab(request):
     if hasattr(m, "CLUSTER"):
         import failover
 
-        kind, name, agents = m.CLUSTER
-        with failover.cloud_cluster(request, kind, name, agents=agents) as lab:
+        kind, name, agents, *kw = m.CLUSTER
+        with failover.cloud_cluster(request, kind, name, agents=agents, **(kw[0] if kw else {})) as lab:
             yield lab
         return
     kind, kw = m.LAB

@@ -68,6 +68,7 @@ class Outcome:
     started_seen_at: float | None  # when crm_mon on node2 first showed vip1 Started node2
     tool: str = ""
     events: list[tuple[float, str]] = field(default_factory=list)
+    fail: str = "crash"
 
     def last_from(self, node: str, before: float | None = None) -> float | None:
         ts = [t for t, a in self.polls if a == node and (before is None or t <= before)]
@@ -100,7 +101,8 @@ class Outcome:
         rows = [(t, f"client: {label} x{n}" + (f" (until {e - self.crash_at:+.3f}s)"
                                              if n > 1 else ""))
                 for t, e, label, n in self.segments() if e >= self.crash_at - window]
-        rows.append((self.crash_at, "node1 crashed (SIGKILL of its PID 1)"))
+        rows.append((self.crash_at, "node1 crashed (SIGKILL of its PID 1)" if self.fail == "crash"
+                     else "node1 frozen (SIGSTOP: corosync silent, instance running)"))
         if self.started_seen_at:
             rows.append((self.started_seen_at, "crm_mon on node2: vip1 Started node2"))
         rows += self.events
@@ -109,9 +111,11 @@ class Outcome:
 
 
 def run(lab: pcmk.Lab, log=print, settle: float = 1.0, bound: float = 30.0,
-        vip: str = VIP, params: dict | None = None, agent: str = AGENT) -> Outcome:
-    """Create vip1 (`agent`) on node1, crash node1, watch it come back on node2 (at most
-    `bound` s)."""
+        vip: str = VIP, params: dict | None = None, agent: str = AGENT,
+        fail: str = "crash") -> Outcome:
+    """Create vip1 (`agent`) on node1, fail node1 (`crash`: SIGKILL of its PID 1; `freeze`:
+    SIGSTOP of its processes, so only fencing can take it down), watch vip1 come back on node2
+    (at most `bound` s)."""
     tool = create_vip(lab, "node1", params, agent)
     lab.wait_running(RSC, "node1", timeout=30)
     log(f"vip1 created with {tool} and Started on node1")
@@ -123,8 +127,8 @@ def run(lab: pcmk.Lab, log=print, settle: float = 1.0, bound: float = 30.0,
     time.sleep(settle)
     log(lab.crm_mon(on="node1"))
 
-    crash_at = lab.crash("node1")
-    log("node1 crashed")
+    crash_at = lab.freeze("node1") if fail == "freeze" else lab.crash("node1")
+    log(f"node1: {fail}")
     started_seen_at = None
     end = crash_at + bound
     while time.monotonic() < end:
@@ -136,13 +140,14 @@ def run(lab: pcmk.Lab, log=print, settle: float = 1.0, bound: float = 30.0,
     time.sleep(settle)  # a little "after" for the timeline
     poller.stop()
     return Outcome(crash_at, poller.results(), started_seen_at, tool,
-                   pacemaker_events(lab, "node2", crash_at))
+                   pacemaker_events(lab, "node2", crash_at), fail)
 
 
 # "Nov 22 04:53:54.123 node2 pacemaker-controld  [123] (log_executor_event)  notice: Result of
 # start operation for vip1 on node2: ok"; millisecond timestamps, wall clock.
 _LOG_LINE = re.compile(r"^(\w{3} +\d+ [\d:.]+) \S+ +(\S+) +\[\d+\] \([^)]*\)\s+\w+: (.*)$")
-_WANTED = ("Node node1 state is now lost", "Initiating start operation vip1",
+_WANTED = ("Node node1 state is now lost", "Requesting fencing", "was terminated",
+           "Initiating start operation vip1",
            "Result of start operation for vip1", "Result of monitor operation for vip1")
 
 
@@ -176,12 +181,12 @@ def vip1_failures(status: dict) -> list[dict]:
 
 
 @contextlib.contextmanager
-def cloud_cluster(request, lab_class, name: str, agents=("vip",)):
+def cloud_cluster(request, lab_class, name: str, agents=("vip",), **kw):
     """A cloud lab (ec2lab.Ec2Lab, ocilab.OciLab) with a two-node Pacemaker cluster on it, for
     one pytest test (`request`); when the test failed, the nodes' logs are printed."""
     t0 = time.monotonic()
     failed_before = request.session.testsfailed
-    with lab_class(nodes=2, name=name, pacemaker=True, agents=agents) as lab:
+    with lab_class(nodes=2, name=name, pacemaker=True, agents=agents, **kw) as lab:
         print(f"\n{lab_class.__name__} and cluster up in {lab.up_seconds:.1f}s")
         yield lab
         if request.session.testsfailed > failed_before:

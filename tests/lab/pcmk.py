@@ -343,7 +343,7 @@ CIB_SEED = """<cib validate-with="pacemaker-3.9" epoch="1" num_updates="0" admin
     <crm_config>
       <cluster_property_set id="cib-bootstrap-options">
         <nvpair id="opt-dc-deadtime" name="dc-deadtime" value="2s"/>
-        <nvpair id="opt-stonith-enabled" name="stonith-enabled" value="false"/>
+        <nvpair id="opt-stonith-enabled" name="stonith-enabled" value="@STONITH@"/>
         <nvpair id="opt-no-quorum-policy" name="no-quorum-policy" value="ignore"/>
       </cluster_property_set>
     </crm_config>
@@ -382,6 +382,21 @@ for a in "$@"; do ln -s "$bin" "/usr/lib/ocf/resource.d/cloudha/$a"; done
 """
 
 
+# With STONITH on: /usr/sbin gets fence_cloudha (a link to the binary) through an overlay in
+# the node's mount namespace only, where Pacemaker's fencer looks for fence agents; the host's
+# /usr/sbin is never touched. $1 scratch dir of the node, $2 the binary.
+NODE_FENCE_AGENT = r"""
+set -eu
+d=$1; bin=$2
+mkdir -p "$d/sbin"
+mount -t tmpfs -o mode=0755 lab-sbin "$d/sbin"
+mkdir "$d/sbin/up" "$d/sbin/work"
+ln -s "$bin" "$d/sbin/up/fence_cloudha"
+mount -t overlay lab-usr-sbin -o "lowerdir=/usr/sbin,upperdir=$d/sbin/up,workdir=$d/sbin/work" \
+    /usr/sbin
+"""
+
+
 # ---------------------------------------------------------------- the lab
 
 
@@ -397,12 +412,14 @@ class Lab:
         client: bool = True,
         binary: str | None = None,
         network=None,
+        stonith: bool = False,
     ):
         if not 1 <= nodes <= 16:
             raise ValueError("nodes must be 1..16")
         self.name, self.count, self.agents, self.subnet = name, nodes, list(agents), subnet
         self.want_client = client
         self.network = network
+        self.stonith = stonith
         self.binary = binary or os.environ.get("CLOUDHA_BIN", "")
         self.dir = SCRATCH / f"{name}.{os.getpid()}"
         self.hub: Machine | None = None
@@ -503,12 +520,14 @@ class Lab:
         os.chown(d / "log", ha_uid, ha_gid)
         (d / "log").chmod(0o770)
         cib = d / "lib-pacemaker" / "cib" / "cib.xml"
-        cib.write_text(CIB_SEED)
+        cib.write_text(CIB_SEED.replace("@STONITH@", "true" if self.stonith else "false"))
         os.chown(cib, ha_uid, ha_gid)
         cib.chmod(0o600)
         (d / "etc-corosync" / "corosync.conf").write_text(_corosync_conf(self.nodes, self.name))
         shutil.copy2(self.dir / "authkey", d / "etc-corosync" / "authkey")
         n.run(["sh", "-c", NODE_MOUNTS, "node-mounts", str(d), str(self.bin)] + self.agents)
+        if self.stonith:
+            n.run(["sh", "-c", NODE_FENCE_AGENT, "node-fence-agent", str(d), str(self.bin)])
 
     def _start_corosync(self, n: Machine) -> None:
         proc = n.spawn(["setsid", "corosync", "-f"], "corosync")
@@ -626,6 +645,24 @@ class Lab:
         return "\n".join(out)
 
     # -- failures
+
+    def freeze(self, node) -> float:
+        """Hang the node without killing it: SIGSTOP every process of its PID namespace but
+        PID 1 (daemons are entered into it, not forked by PID 1), so corosync and the services
+        stop answering while the instance still "runs". Returns time.monotonic()."""
+        n = self._live(node)
+        ns = os.readlink(f"/proc/{n.pid}/ns/pid")
+        t = time.monotonic()
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == n.pid:
+                continue
+            try:
+                same = os.readlink(f"/proc/{entry}/ns/pid") == ns
+            except OSError:
+                continue
+            if same:
+                _signal(int(entry), signal.SIGSTOP)
+        return t
 
     def crash(self, node) -> float:
         """Pull the plug: SIGKILL the node's PID 1. Returns time.monotonic() of the kill."""

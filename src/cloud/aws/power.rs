@@ -31,6 +31,11 @@ fn instance_of(i: &aws_sdk_ec2::types::Instance) -> Instance {
 }
 
 impl Power for Aws {
+    fn is_id(&self, s: &str) -> bool {
+        s.strip_prefix("i-")
+            .is_some_and(|h| h.len() >= 8 && h.chars().all(|c| c.is_ascii_hexdigit()))
+    }
+
     fn state(&self, id: &str) -> Result<PowerState> {
         let ec2 = self.ec2()?;
         self.rt.run("DescribeInstances", async {

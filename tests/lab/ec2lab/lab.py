@@ -252,12 +252,13 @@ class Ec2Lab:
                  pacemaker: bool = False, agents=("vip",), binary: str | None = None,
                  second_eni=False, client: bool = True, vpc_cidr: str = "10.0.0.0/16",
                  subnet_cidr: str = "10.0.1.0/24", client_cidr: str = "10.0.2.0/24",
-                 dataplane_lag: float = 0.0, imds_lag: float = 0.0):
+                 dataplane_lag: float = 0.0, imds_lag: float = 0.0, stonith: bool = False):
         if not 1 <= nodes <= 16:
             raise ValueError("nodes must be 1..16")
         self.count_nodes, self.name, self.region = nodes, name, region
         self.az = region + "a"
         self.pacemaker, self.agents, self.binary = pacemaker, tuple(agents), binary
+        self.stonith = stonith
         if second_eni is True:
             second_eni = range(1, nodes + 1)
         self.second_eni = set(second_eni or ())
@@ -577,7 +578,7 @@ class Ec2Lab:
     def _start_cluster(self) -> None:
         self.cluster = pcmk.Lab(nodes=self.count_nodes, agents=self.agents,
                                 name=self.name, client=self.want_client,
-                                binary=self.binary, network=self)
+                                binary=self.binary, network=self, stonith=self.stonith)
         self.cluster.start()
 
     # -- state, directly (not counted)

@@ -28,6 +28,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import socket
 import subprocess
 import threading
@@ -682,6 +683,7 @@ class Cloud:
         # this for its API; clients must retry reads).
         self.stale = 0.0
         self.pids: dict[str, int] = {}
+        self.instance_pids: dict[str, int] = {}  # instance id -> its machine's PID 1
         threading.Thread(target=self.watch_machines, daemon=True).start()
 
     def call_moto(self, environ, req: Request, now: bool = False):
@@ -703,6 +705,8 @@ class Cloud:
             body = b"".join(self.app(environ, start_response))
         if req.service == "ec2" and not req.action.startswith(("Describe", "Get")):
             self.dataplane.wake.set()
+        if req.action == "StopInstances" and out["status"] == 200 and req.key != LAB_KEY:
+            self.power_off([v for k, v in req.params.items() if k.startswith("InstanceId.")])
         headers = [(k, v) for k, v in out["headers"] if k.lower() != "content-length"]
         return out["status"], headers, body
 
@@ -745,6 +749,16 @@ class Cloud:
         self.servers[node.name] = (server, Relay(relay_sock, self.endpoint_port))
         if spec.get("pid"):
             self.pids[node.name] = int(spec["pid"])
+            self.instance_pids[spec["instance_id"]] = int(spec["pid"])
+
+    def power_off(self, instance_ids: list[str]) -> None:
+        """A stopped instance loses its processes and network: SIGKILL its machine's PID 1
+        (watch_machines then closes its IMDS and relay)."""
+        for iid in instance_ids:
+            pid = self.instance_pids.get(iid)
+            if pid and pid_alive(pid):
+                log(f"instance {iid} stopped: killing its machine (pid {pid})")
+                os.kill(pid, signal.SIGKILL)
 
     def close_node(self, name: str) -> None:
         server, relay = self.servers.pop(name, (None, None))
