@@ -217,3 +217,23 @@ def check_moved_to_node2(lab: pcmk.Lab, out: Outcome, bound: float, agent: str, 
     assert re.search(rf"{RSC}\s+\({re.escape(agent)}\):\s+Started node2", mon), mon
     addrs = lab.node("node2").run(["ip", "-o", "addr", "show", "dev", "eth0"]).stdout
     assert f"inet {ip}/{prefix}" in addrs, addrs
+
+
+def fence_devices(lab: pcmk.Lab, params: dict, delay: dict | None = None) -> None:
+    """One fence_cloudha device per node (`params` its cloud settings), each kept off the node
+    it fences; `delay` {node: seconds} delays the fencing of that node (the two-node race
+    guard). nodename maps to the instance by its Name tag: no pcmk_host_map. The labs cannot
+    start a stopped machine again, so the reboot action is off (as many cloud sites set it)."""
+    delay = delay or {}
+    names = [n.name for n in lab.nodes]
+    for target in names:
+        runs_on = next(n for n in names if n != target)
+        extra = [f"delay={delay[target]}"] if target in delay else []
+        lab.node(runs_on).run(["pcs", "stonith", "create", f"fence-{target}", "fence_cloudha"]
+                              + [f"{k}={v}" for k, v in params.items()] + extra
+                              + [f"pcmk_host_list={target}", "pcmk_reboot_action=off",
+                                 "op", "monitor", "interval=60s"])
+        lab.node(runs_on).run(["pcs", "constraint", "location", f"fence-{target}", "avoids",
+                               f"{target}=INFINITY"])
+    for target in names:
+        lab.wait_running(f"fence-{target}", next(n for n in names if n != target), timeout=30)

@@ -24,17 +24,8 @@ def instance_state(lab, node) -> str:
 def test_frozen_node1_is_fenced_through_the_api_before_the_vip_moves(lab):
     c = lab.cluster
     n1, n2 = lab.node(1), lab.node(2)
-    for target, runs_on in (("node1", "node2"), ("node2", "node1")):
-        # nodename maps to the instance by its Name tag: no pcmk_host_map. The lab cannot
-        # start a stopped machine again, so the fence action is off (as on many clouds).
-        c.node(runs_on).run(["pcs", "stonith", "create", f"fence-{target}", "fence_cloudha",
-                             "cloud=aws", f"endpoint_url={lab.endpoint}", "power_timeout=30",
-                             f"pcmk_host_list={target}", "pcmk_reboot_action=off",
-                             "op", "monitor", "interval=60s"])
-        c.node(runs_on).run(["pcs", "constraint", "location", f"fence-{target}", "avoids",
-                             f"{target}=INFINITY"])
-    for target, runs_on in (("node1", "node2"), ("node2", "node1")):
-        c.wait_running(f"fence-{target}", runs_on, timeout=30)
+    failover.fence_devices(c, {"cloud": "aws", "endpoint_url": lab.endpoint,
+                               "power_timeout": "30"})
     params = {"ip": VIP, "cidr_netmask": "24", "nic": "eth0", "cloud": "aws",
               "endpoint_url": lab.endpoint}
     out = failover.run(c, bound=BOUND, vip=VIP, params=params, fail="freeze")
