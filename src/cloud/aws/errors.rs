@@ -6,6 +6,18 @@ use super::*;
 pub(super) type Resp = aws_sdk_ec2::config::http::HttpResponse;
 
 impl Aws {
+    /// One EC2 call within the deadline, its failure classified (`send` is the request's
+    /// `send()`).
+    pub(super) fn call<T, E, F>(&self, action: &str, send: impl FnOnce() -> F) -> Result<T>
+    where
+        F: Future<Output = std::result::Result<T, SdkError<E, Resp>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.rt.run(action, async {
+            send().await.map_err(|e| sdk_error(action, e))
+        })
+    }
+
     /// One permission probe for the pre-flight: a call that cannot change anything (DryRun,
     /// or no address at all); a denial adds `ec2:<action>` to `denied`.
     pub(super) fn probe<T, E, F>(

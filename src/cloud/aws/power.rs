@@ -38,47 +38,33 @@ impl Power for Aws {
 
     fn state(&self, id: &str) -> Result<PowerState> {
         let ec2 = self.ec2()?;
-        self.rt.run("DescribeInstances", async {
-            let out = ec2
-                .describe_instances()
-                .instance_ids(id)
-                .send()
-                .await
-                .map_err(|e| sdk_error("DescribeInstances", e))?;
-            out.reservations()
-                .iter()
-                .flat_map(|r| r.instances())
-                .find(|i| i.instance_id() == Some(id))
-                .map(|i| instance_of(i).state)
-                .ok_or_else(|| Error::config(format!("EC2 does not know instance {id}")))
-        })
+        let out = self.call("DescribeInstances", || {
+            ec2.describe_instances().instance_ids(id).send()
+        })?;
+        out.reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .find(|i| i.instance_id() == Some(id))
+            .map(|i| instance_of(i).state)
+            .ok_or_else(|| Error::config(format!("EC2 does not know instance {id}")))
     }
 
     fn off(&self, id: &str) -> Result<()> {
         let ec2 = self.ec2()?;
         tracing::info!("stopping instance {id} (forced)");
-        self.rt.run("StopInstances", async {
-            ec2.stop_instances()
-                .instance_ids(id)
-                .force(true)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| sdk_error("StopInstances", e))
+        self.call("StopInstances", || {
+            ec2.stop_instances().instance_ids(id).force(true).send()
         })
+        .map(|_| ())
     }
 
     fn on(&self, id: &str) -> Result<()> {
         let ec2 = self.ec2()?;
         tracing::info!("starting instance {id}");
-        self.rt.run("StartInstances", async {
-            ec2.start_instances()
-                .instance_ids(id)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| sdk_error("StartInstances", e))
+        self.call("StartInstances", || {
+            ec2.start_instances().instance_ids(id).send()
         })
+        .map(|_| ())
     }
 
     fn instances(&self) -> Result<Vec<Instance>> {

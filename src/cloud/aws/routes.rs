@@ -160,33 +160,29 @@ impl Routes for Aws {
 
     fn source_dest_check(&self, eni: &str) -> Result<bool> {
         let ec2 = self.ec2()?;
-        self.rt.run("DescribeNetworkInterfaces", async {
-            let out = ec2
-                .describe_network_interfaces()
+        let out = self.call("DescribeNetworkInterfaces", || {
+            ec2.describe_network_interfaces()
                 .network_interface_ids(eni)
                 .send()
-                .await
-                .map_err(|e| sdk_error("DescribeNetworkInterfaces", e))?;
-            let n = out.network_interfaces().first().ok_or_else(|| {
-                Error::host_args(format!("EC2 does not know this node's ENI {eni}"))
-            })?;
-            // EC2 omits it only when it is the default, which is on.
-            Ok(n.source_dest_check().unwrap_or(true))
-        })
+        })?;
+        let n = out
+            .network_interfaces()
+            .first()
+            .ok_or_else(|| Error::host_args(format!("EC2 does not know this node's ENI {eni}")))?;
+        // EC2 omits it only when it is the default, which is on.
+        Ok(n.source_dest_check().unwrap_or(true))
     }
 
     fn disable_source_dest_check(&self, eni: &str) -> Result<()> {
         let ec2 = self.ec2()?;
         tracing::info!("turning source/destination check off on {eni}");
-        self.rt.run("ModifyNetworkInterfaceAttribute", async {
+        self.call("ModifyNetworkInterfaceAttribute", || {
             ec2.modify_network_interface_attribute()
                 .network_interface_id(eni)
                 .source_dest_check(AttributeBooleanValue::builder().value(false).build())
                 .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| sdk_error("ModifyNetworkInterfaceAttribute", e))
         })
+        .map(|_| ())
     }
 
     fn permissions(

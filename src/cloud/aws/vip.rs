@@ -79,26 +79,21 @@ impl Aws {
     /// The Elastic IP's current association: (association id, ENI, private address).
     pub(super) fn eip_association(&self, alloc: &str) -> Result<Option<(String, String, String)>> {
         let ec2 = self.ec2()?;
-        self.rt.run("DescribeAddresses", async {
-            let out = ec2
-                .describe_addresses()
-                .allocation_ids(alloc)
-                .send()
-                .await
-                .map_err(|e| sdk_error("DescribeAddresses", e))?;
-            let Some(a) = out.addresses().first() else {
-                return Err(Error::config(format!(
-                    "eip_allocation_id={alloc}: no such Elastic IP in this account and region"
-                )));
-            };
-            Ok(match (a.association_id(), a.network_interface_id()) {
-                (Some(assoc), Some(eni)) => Some((
-                    assoc.to_string(),
-                    eni.to_string(),
-                    a.private_ip_address().unwrap_or_default().to_string(),
-                )),
-                _ => None,
-            })
+        let out = self.call("DescribeAddresses", || {
+            ec2.describe_addresses().allocation_ids(alloc).send()
+        })?;
+        let Some(a) = out.addresses().first() else {
+            return Err(Error::config(format!(
+                "eip_allocation_id={alloc}: no such Elastic IP in this account and region"
+            )));
+        };
+        Ok(match (a.association_id(), a.network_interface_id()) {
+            (Some(assoc), Some(eni)) => Some((
+                assoc.to_string(),
+                eni.to_string(),
+                a.private_ip_address().unwrap_or_default().to_string(),
+            )),
+            _ => None,
         })
     }
 }
@@ -119,26 +114,22 @@ impl Cloud for Aws {
         )?;
         let ec2 = self.ec2()?;
         tracing::info!("assigning {ip} to {} ({})", eni.id, nic.name);
-        self.rt.run("AssignPrivateIpAddresses", async {
+        self.call("AssignPrivateIpAddresses", || {
             ec2.assign_private_ip_addresses()
                 .network_interface_id(&eni.id)
                 .private_ip_addresses(v4.to_string())
                 .allow_reassignment(true)
                 .send()
-                .await
-                .map_err(|e| sdk_error("AssignPrivateIpAddresses", e))
         })?;
         if let Some(alloc) = &self.opts.eip_allocation_id {
             tracing::info!("associating Elastic IP {alloc} with {ip} on {}", eni.id);
-            self.rt.run("AssociateAddress", async {
+            self.call("AssociateAddress", || {
                 ec2.associate_address()
                     .allocation_id(alloc)
                     .network_interface_id(&eni.id)
                     .private_ip_address(v4.to_string())
                     .allow_reassociation(true)
                     .send()
-                    .await
-                    .map_err(|e| sdk_error("AssociateAddress", e))
             })?;
         }
         Ok(())
