@@ -9,6 +9,16 @@ use crate::cloud::routes::{Change, Dest, EniInfo, Needs, Route, Routes, Selectio
 use crate::error::{Error, Result};
 use crate::host::Link;
 
+// CreateRoute and ReplaceRoute take the same fields, but their builders are distinct types.
+macro_rules! route_to {
+    ($call:expr, $table:expr, $dest:expr, $eni:expr) => {
+        $call
+            .route_table_id($table)
+            .destination_cidr_block($dest)
+            .network_interface_id($eni)
+    };
+}
+
 /// The route of `rt` for `dest`, as the agent needs it.
 fn route_for(rt: &aws_sdk_ec2::types::RouteTable, dest: &str) -> Option<Route> {
     let r = rt
@@ -115,23 +125,18 @@ impl Routes for Aws {
         let calls = changes.iter().map(|c| {
             let (ec2, dest_s) = (&ec2, &dest_s);
             async move {
-                // The two calls take the same fields, but their builders are distinct types.
-                macro_rules! to_eni {
-                    ($call:expr, $name:literal) => {
-                        $call
-                            .route_table_id(&c.table)
-                            .destination_cidr_block(dest_s)
-                            .network_interface_id(eni)
-                            .send()
-                            .await
-                            .map(|_| ())
-                            .map_err(|e| sdk_error($name, e))
-                    };
-                }
                 let r = if c.create {
-                    to_eni!(ec2.create_route(), "CreateRoute")
+                    route_to!(ec2.create_route(), &c.table, dest_s, eni)
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| sdk_error("CreateRoute", e))
                 } else {
-                    to_eni!(ec2.replace_route(), "ReplaceRoute")
+                    route_to!(ec2.replace_route(), &c.table, dest_s, eni)
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| sdk_error("ReplaceRoute", e))
                 };
                 (c.table.clone(), r)
             }
@@ -208,25 +213,17 @@ impl Routes for Aws {
                 continue;
             }
             let (action, ok) = if create {
-                let ok = self.permitted("CreateRoute", || {
-                    ec2.create_route()
-                        .route_table_id(&t.id)
-                        .destination_cidr_block(&dest_s)
-                        .network_interface_id(eni)
-                        .dry_run(true)
-                        .send()
-                })?;
-                ("CreateRoute", ok)
+                let call = || route_to!(ec2.create_route(), &t.id, &dest_s, eni).dry_run(true);
+                (
+                    "CreateRoute",
+                    self.permitted("CreateRoute", || call().send())?,
+                )
             } else {
-                let ok = self.permitted("ReplaceRoute", || {
-                    ec2.replace_route()
-                        .route_table_id(&t.id)
-                        .destination_cidr_block(&dest_s)
-                        .network_interface_id(eni)
-                        .dry_run(true)
-                        .send()
-                })?;
-                ("ReplaceRoute", ok)
+                let call = || route_to!(ec2.replace_route(), &t.id, &dest_s, eni).dry_run(true);
+                (
+                    "ReplaceRoute",
+                    self.permitted("ReplaceRoute", || call().send())?,
+                )
             };
             if !ok {
                 denied.push(format!("ec2:{action} on {}", t.id));
