@@ -102,6 +102,7 @@ stage_common() { # dir
     done
     # The fence agent: the same binary under the name Pacemaker's fencer looks for.
     ln -s cloudha "$r/usr/sbin/fence_cloudha"
+    gzip -9n <"$WORK/gen/man/fence_cloudha.8" >"$r/usr/share/man/man8/fence_cloudha.8.gz"
     for f in packaging/examples/fence_cloudha/*; do
         install -m 0644 "$f" "$r/usr/share/doc/cloudha/examples/${f##*/}"
     done

@@ -427,3 +427,61 @@ pub fn man_agent(a: &AgentDef, date: &str) -> String {
     );
     w
 }
+
+/// fence_cloudha(8), from the fence agent's declarations.
+pub fn man_fence(date: &str) -> String {
+    use crate::fence;
+    let mut w = String::new();
+    th(&mut w, fence::NAME, 8, date, "Fence agents");
+    sh(&mut w, "NAME");
+    let _ = writeln!(w, "{} \\- {}", fence::NAME, roff(fence::SHORTDESC));
+    sh(&mut w, "SYNOPSIS");
+    let _ = writeln!(
+        w,
+        "\\fB{0}\\fR [\\fIoptions\\fR]\n.br\n\\fB{0}\\fR < \\fIname=value lines\\fR",
+        fence::NAME
+    );
+    sh(&mut w, "DESCRIPTION");
+    para(&mut w, fence::LONGDESC);
+    para(
+        &mut w,
+        "Without command-line options the options are read from standard input as name=value \
+         lines, the way Pacemaker's fencer passes them: lines starting with # are comments, \
+         the last value of a name wins, names that are not options are ignored.",
+    );
+    sh(&mut w, "OPTIONS");
+    for p in fence::PARAMS {
+        let _ = writeln!(w, ".TP\n\\fB{}\\fR", roff(&fence::getopt(p)));
+        let _ = writeln!(w, "{}", roff(p.longdesc));
+        if let Some(d) = p.default {
+            let _ = writeln!(w, "Default: {}.", roff(d));
+        }
+    }
+    sh(&mut w, "EXIT STATUS");
+    para(
+        &mut w,
+        "0: done (status: the instance is running). 1: failed, or the state could not be \
+         confirmed within power_timeout. 2: status: the instance is stopped.",
+    );
+    sh(&mut w, "EXAMPLE");
+    example(
+        &mut w,
+        &[
+            "pcs stonith create fence-node1 fence_cloudha cloud=aws pcmk_host_list=node1 delay=10"
+                .into(),
+            "pcs constraint location fence-node1 avoids node1=INFINITY".into(),
+            format!(
+                "{} -o status -n i-0123456789abcdef0 --cloud=aws",
+                fence::NAME
+            ),
+        ],
+    );
+    sh(&mut w, "FILES");
+    para(
+        &mut w,
+        "/usr/share/doc/cloudha/examples/iam-policy-fence.json: the least-privilege IAM policy.",
+    );
+    sh(&mut w, "SEE ALSO");
+    let _ = writeln!(w, "cloudha(8), stonith_admin(8)");
+    w
+}

@@ -38,6 +38,7 @@ pub fn write_all(out: &Path) -> std::io::Result<()> {
         fs::create_dir_all(out.join(d))?;
     }
     fs::write(out.join("man/cloudha.8"), man::man_cloudha(&date))?;
+    fs::write(out.join("man/fence_cloudha.8"), man::man_fence(&date))?;
     for a in AGENTS {
         fs::write(
             out.join(format!("man/ocf_cloudha_{}.7", a.name)),

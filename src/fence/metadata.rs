@@ -9,7 +9,7 @@ use crate::docs::metadata::esc;
 use crate::params::{Choice, Param, Type};
 
 /// `-n, --plug=[value]` or `--power-timeout=[value]`.
-fn getopt(p: &Param) -> String {
+pub fn getopt(p: &Param) -> String {
     let long = format!("--{}=[{}]", long_option(p), value_word(p));
     match p.short {
         Some(c) => format!("-{c}, {long}"),

@@ -18,7 +18,7 @@ mod metadata;
 mod tests;
 
 pub use input::{Input, parse_args, parse_stdin};
-pub use metadata::{help, xml};
+pub use metadata::{getopt, help, xml};
 
 pub const NAME: &str = "fence_cloudha";
 

@@ -119,6 +119,7 @@ def expected_layout(agents, fmt):
     files.update(
         {
             "/usr/share/man/man8/cloudha.8.gz": "f",
+            "/usr/share/man/man8/fence_cloudha.8.gz": "f",
             "/usr/share/bash-completion/completions/cloudha": "f",
             "/usr/share/fish/vendor_completions.d/cloudha.fish": "f",
             "/usr/lib/tmpfiles.d/cloudha.conf": "f",
