@@ -346,8 +346,10 @@ def test_examples_seed_registration_and_conf(extracted, tmp_path):
 HOST_PATHS = [
     OCF_DIR,
     "/usr/sbin/cloudha",
+    "/usr/sbin/fence_cloudha",
     "/usr/share/doc/cloudha",
     "/usr/share/man/man8/cloudha.8.gz",
+    "/usr/share/man/man8/fence_cloudha.8.gz",
     "/usr/share/bash-completion/completions/cloudha",
     "/usr/share/zsh/vendor-completions/_cloudha",
     "/usr/share/fish/vendor_completions.d/cloudha.fish",
@@ -414,6 +416,16 @@ def test_deb_installs_the_layout(installed, agents):
             page = run(["man", "-w", f"ocf_cloudha_{a}"]).stdout.strip()
             assert page == f"/usr/share/man/man7/ocf_cloudha_{a}.7.gz"
     assert os.path.isdir("/etc/cloudha")
+
+
+def test_pacemaker_finds_the_installed_fence_agent(installed):
+    assert os.path.realpath("/usr/sbin/fence_cloudha") == "/usr/sbin/cloudha"
+    out = run(["crm_resource", "--show-metadata", "stonith:fence_cloudha"]).stdout
+    assert '<resource-agent name="fence_cloudha"' in out, out
+    assert 'name="power_timeout"' in out and 'name="delay"' in out, out
+    if shutil.which("man"):
+        assert run(["man", "-w", "8", "fence_cloudha"]).stdout.strip() == \
+            "/usr/share/man/man8/fence_cloudha.8.gz"
 
 
 def test_crm_resource_show_metadata(installed, agents):
