@@ -211,9 +211,10 @@ fn fence_main(args: &[OsString], env: &Env) -> i32 {
             .unwrap_or("/sys/class/dmi/id"),
     );
     let run_dir = Path::new(env.get("CLOUDHA_RUN_DIR").unwrap_or("/run/cloudha"));
-    let real = |opts: &cloud::Options, deadline| -> error::Result<Box<dyn cloud::power::Power>> {
-        fence::real_power(run_dir, opts, deadline)
-    };
+    let real =
+        |kind, opts: &cloud::Options, deadline| -> error::Result<Box<dyn cloud::power::Power>> {
+            fence::real_power(kind, run_dir, opts, deadline)
+        };
     let answer = params::Values::validate(fence::PARAMS, &input.raw)
         .and_then(|v| fence::run(&v, dmi, &real));
     match answer {

@@ -73,12 +73,12 @@ fn bad_inputs_fail_with_one_reason() {
         (
             &[][..],
             "action=off\nplug=i-1\ncloud=gcp\n",
-            "is not one of: auto, aws",
+            "is not one of: auto, aws, oci",
         ),
         (
             &[][..],
             "action=status\nplug=i-1\n",
-            "fences on AWS only so far",
+            "fences on AWS and OCI",
         ),
     ] {
         let out = fence(dir.path(), args, stdin);

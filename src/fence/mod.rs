@@ -47,8 +47,8 @@ const PLUG: Key<Option<String>> = Key::new(
     Param::new(
         "plug",
         "Instance to fence",
-        "The instance to act on: an EC2 instance id (i-...), or a name: then the one instance \
-         whose Name tag is that name (the fencer passes the node name here unless \
+        "The instance to act on: an EC2 instance id (i-...) or OCI instance OCID, or a name: \
+         then the one instance whose Name tag (OCI: display name) is that name (the fencer passes the node name here unless \
          pcmk_host_map maps it), so pcmk_host_map is optional. When it is not given, nodename \
          is looked up the same way.",
     )
@@ -72,8 +72,9 @@ const CLOUD: Key<FenceCloud> = Key::new(
     Param::new(
         "cloud",
         "Cloud provider",
-        "aws: Amazon EC2 (StopInstances with Force, StartInstances, DescribeInstances). auto: \
-         recognise the cloud from DMI data.",
+        "aws: Amazon EC2 (StopInstances with Force, StartInstances, DescribeInstances). oci: \
+         Oracle Cloud (InstanceAction STOP and START, GetInstance, ListInstances of this \
+         instance's compartment). auto: recognise the cloud from DMI data.",
     )
     .default("auto"),
 );
@@ -100,11 +101,12 @@ const DELAY: Key<u32> = Key::new(
 );
 
 crate::choice! {
-    /// The clouds fence_cloudha can fence on (OCI is not built yet).
+    /// The clouds fence_cloudha can fence on.
     pub enum FenceCloud {
         #[default]
         Auto = "auto",
         Aws = "aws",
+        Oci = "oci",
     }
 }
 
@@ -117,17 +119,26 @@ pub static PARAMS: &[Param] = crate::params![
         CLOUD.param
     ],
     &AWS_API,
-    &[POWER_TIMEOUT.param, DELAY.param],
+    &[
+        cloud::params::OCI_AUTH.param,
+        cloud::params::CONFIG_FILE.param,
+        cloud::params::AUTH_ENDPOINT_URL.param,
+        POWER_TIMEOUT.param,
+        DELAY.param,
+    ],
 ];
 
-pub const SHORTDESC: &str = "Fence agent for AWS: powers a node off through the EC2 API";
+pub const SHORTDESC: &str = "Fence agent for AWS and OCI: powers a node off through the cloud API";
 pub const LONGDESC: &str = "fence_cloudha powers off a failed cluster node through the cloud's \
-    API, as one static binary (no python, no SDK on the node). off stops the instance with \
-    Force and succeeds only once EC2 reports it stopped; on starts it; reboot is off then on \
+    API, as one static binary (no python, no SDK on the node). off stops the instance hard \
+    (EC2 StopInstances with Force, OCI InstanceAction STOP) and succeeds only once the cloud \
+    reports it stopped; on starts it; reboot is off then on \
     (success once off is confirmed). status is 0 for running, 2 for stopped, 1 when the cloud \
     cannot tell. list prints id,name for every instance the credentials see. It never fences \
-    the instance it runs on. Credentials come from the node's instance profile (or profile, \
-    role_arn); it needs ec2:DescribeInstances, ec2:StopInstances and ec2:StartInstances.";
+    the instance it runs on. Credentials: on AWS the node's instance profile (or profile, \
+    role_arn), needing ec2:DescribeInstances, ec2:StopInstances and ec2:StartInstances; on OCI \
+    the instance principal (or an API key), needing INSTANCE_POWER_ACTIONS and read access to \
+    the instances.";
 
 /// The settings of one call, read from the validated values.
 struct Device {
@@ -202,15 +213,20 @@ impl Answer {
 }
 
 /// How a call gets its cloud: the real providers, or an in-memory one in tests.
-pub type MakePower<'a> = &'a dyn Fn(&cloud::Options, Instant) -> Result<Box<dyn Power + 'a>>;
+pub type MakePower<'a> =
+    &'a dyn Fn(CloudKind, &cloud::Options, Instant) -> Result<Box<dyn Power + 'a>>;
 
-/// The real provider for the chosen cloud (AWS: the only one fence_cloudha fences on yet).
+/// The real provider of `kind`.
 pub fn real_power(
+    kind: CloudKind,
     run_dir: &std::path::Path,
     opts: &cloud::Options,
     deadline: Instant,
 ) -> Result<Box<dyn Power>> {
-    Ok(Box::new(cloud::aws::Aws::new(opts, run_dir, deadline)?))
+    Ok(match kind {
+        CloudKind::Oci => Box::new(cloud::oci::Oci::new(opts, run_dir, deadline)?),
+        _ => Box::new(cloud::aws::Aws::new(opts, run_dir, deadline)?),
+    })
 }
 
 /// Run one fence call; errors come back as exit code 1 with the reason logged.
@@ -219,23 +235,25 @@ pub fn run(v: &Values, dmi_dir: &std::path::Path, make: MakePower) -> Result<Ans
     if d.action == FenceAction::Metadata {
         return Ok(Answer::ok(xml()));
     }
-    if d.cloud == FenceCloud::Auto {
-        match cloud::detect(dmi_dir) {
-            CloudKind::Aws => {}
+    let kind = match d.cloud {
+        FenceCloud::Aws => CloudKind::Aws,
+        FenceCloud::Oci => CloudKind::Oci,
+        FenceCloud::Auto => match cloud::detect(dmi_dir) {
+            k @ (CloudKind::Aws | CloudKind::Oci) => k,
             other => {
                 return Err(Error::not_installed(format!(
                     "cloud=auto: DMI data ({}) says this node runs on {}; fence_cloudha fences \
-                     on AWS only so far",
+                     on AWS and OCI (set cloud=)",
                     dmi_dir.display(),
                     other.describe()
                 )));
             }
-        }
-    }
+        },
+    };
     let start = Instant::now();
     // The fencer kills an agent that overstays its own timeout; ours bounds every call.
     let deadline = start + d.delay + d.power_timeout + Duration::from_secs(30);
-    let power = make(&d.opts, deadline)?;
+    let power = make(kind, &d.opts, deadline)?;
     let power = power.as_ref();
     match d.action {
         FenceAction::Metadata => unreachable!("answered above"),

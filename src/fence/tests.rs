@@ -35,7 +35,7 @@ fn call(power: &FakePower, stdin: &str) -> Result<Answer> {
             self.0.preflight(id)
         }
     }
-    run(&v, std::path::Path::new(DMI), &|_, _| {
+    run(&v, std::path::Path::new(DMI), &|_, _, _| {
         Ok(Box::new(View(power)))
     })
 }
@@ -175,11 +175,11 @@ fn list_monitor_and_cloud_errors() {
 fn auto_refuses_off_aws_and_metadata_needs_no_cloud() {
     let input = parse_stdin("action=status\nplug=i-1\n");
     let v = Values::validate(PARAMS, &input.raw).unwrap();
-    let e = run(&v, std::path::Path::new(DMI), &|_, _| unreachable!()).unwrap_err();
+    let e = run(&v, std::path::Path::new(DMI), &|_, _, _| unreachable!()).unwrap_err();
     assert_eq!(e.kind, Kind::NotInstalled);
-    assert!(e.message.contains("AWS only"), "{e}");
+    assert!(e.message.contains("fences on AWS and OCI"), "{e}");
     let input = parse_stdin("action=metadata\n");
     let v = Values::validate(PARAMS, &input.raw).unwrap();
-    let a = run(&v, std::path::Path::new(DMI), &|_, _| unreachable!()).unwrap();
+    let a = run(&v, std::path::Path::new(DMI), &|_, _, _| unreachable!()).unwrap();
     assert!(a.stdout.contains("<resource-agent name=\"fence_cloudha\""));
 }

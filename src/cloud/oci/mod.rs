@@ -43,6 +43,7 @@ type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 
 mod credentials;
 mod metadata;
+mod power;
 mod signing;
 mod vip;
 

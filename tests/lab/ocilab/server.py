@@ -21,8 +21,10 @@ import email.utils
 import ipaddress
 import json
 import math
+import os
 import re
 import secrets
+import signal
 import ssl
 import sys
 import threading
@@ -35,7 +37,8 @@ from cryptography.hazmat.primitives import serialization
 
 from ec2lab import nssock
 from ec2lab.server import DataPlane, Faults, NsHTTPServer, Relay, exit_with
-from standin import NOT_SHARED, MetadataHandler, QuietHandler, announce, log, shared_control, watch_machines
+from standin import (NOT_SHARED, MetadataHandler, QuietHandler, announce, log, pid_alive,
+                     shared_control, watch_machines)
 
 from . import pki
 
@@ -232,6 +235,23 @@ class Cloud:
 
     # -- nodes
 
+    def instance_json(self, inst: dict) -> dict:
+        return {"id": inst["id"], "displayName": inst["name"], "compartmentId": self.compartment,
+                "availabilityDomain": inst["ad"], "faultDomain": inst["fault_domain"],
+                "region": self.region, "shape": "VM.Standard.E4.Flex",
+                "lifecycleState": "RUNNING" if inst["running"] else "STOPPED",
+                "timeCreated": iso(inst["created"])}
+
+    def power(self, inst: dict, action: str) -> None:
+        """InstanceAction: a stopped (or reset) instance loses its processes and network (its
+        machine's PID 1 is killed); START marks it running (the lab cannot boot it again)."""
+        inst["running"] = action in ("START", "RESET", "SOFTRESET")
+        if action != "START":
+            pid = self.pids.get(inst["name"])
+            if pid and pid_alive(pid):
+                log(f"instance {inst['id']} {action}: killing its machine (pid {pid})")
+                os.kill(pid, signal.SIGKILL)
+
     def add_node(self, spec: dict) -> None:
         node = ImdsNode(self, spec)
         imds_sock = nssock.listen_in(spec["netns"], ("169.254.169.254", 80))
@@ -422,6 +442,9 @@ ROUTES = [
     ("DELETE", re.compile(rf"^{API}/privateIps/([^/]+)$"), "DeletePrivateIp"),
     ("GET", re.compile(rf"^{API}/vnicAttachments/?$"), "ListVnicAttachments"),
     ("GET", re.compile(rf"^{API}/subnets/([^/]+)$"), "GetSubnet"),
+    ("GET", re.compile(rf"^{API}/instances/?$"), "ListInstances"),
+    ("GET", re.compile(rf"^{API}/instances/([^/]+)$"), "GetInstance"),
+    ("POST", re.compile(rf"^{API}/instances/([^/]+)$"), "InstanceAction"),
     ("POST", re.compile(r"^/v1/x509$"), "X509Federation"),
 ]
 
@@ -461,6 +484,20 @@ def operate(cloud: Cloud, req: Req, op: str, args) -> tuple[int, object, dict]:
             if v is None:
                 raise ApiError(404, "NotAuthorizedOrNotFound")
             return 200, cloud.vnic_json(v), {"etag": v["id"][-16:]}
+        if op == "ListInstances":
+            if q.get("compartmentId") != cloud.compartment:
+                raise ApiError(404, "NotAuthorizedOrNotFound")
+            return 200, [cloud.instance_json(i) for i in cloud.instances.values()], {}
+        if op in ("GetInstance", "InstanceAction"):
+            inst = cloud.instances.get(args[0])
+            if inst is None:
+                raise ApiError(404, "NotAuthorizedOrNotFound")
+            if op == "InstanceAction":
+                action = q.get("action")
+                if action not in ("STOP", "SOFTSTOP", "START", "RESET", "SOFTRESET"):
+                    raise ApiError(400, "InvalidParameter", f"action {action!r} is not valid")
+                cloud.power(inst, action)
+            return 200, cloud.instance_json(inst), {"etag": inst["id"][-16:]}
         if op == "GetSubnet":
             if args[0] != cloud.subnet["id"]:
                 raise ApiError(404, "NotAuthorizedOrNotFound")
@@ -804,6 +841,11 @@ def route_control(c: Cloud, method: str, path: str, body, query):
         with c.calls_lock:
             return [x for x in c.calls if "since" not in query or
                     x["t"] >= float(query["since"])]
+    if path == "instances":
+        with STATE:
+            if method == "POST":  # {"id": ..., "running": bool}: the lab's own power switch
+                c.instances[body["id"]]["running"] = bool(body["running"])
+            return {i: x["running"] for i, x in c.instances.items()}
     if path == "clock":
         c.skew = float(body["skew"])
         return {"skew": c.skew}
