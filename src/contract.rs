@@ -138,6 +138,24 @@ fn env_path(env: &Env, var: &str, default: &str) -> PathBuf {
     PathBuf::from(env.get(var).unwrap_or(default))
 }
 
+/// Where this host keeps what the agents read and write, from the environment (any caller:
+/// the OCF and Clusterware contracts, the fence agent).
+pub fn paths(env: &Env) -> Paths {
+    Paths {
+        dmi_dir: PathBuf::from(
+            env.test_hook("CLOUDHA_DMI_DIR")
+                .unwrap_or("/sys/class/dmi/id"),
+        ),
+        run_dir: env_path(env, "CLOUDHA_RUN_DIR", "/run/cloudha"),
+        // corosync's own variable for where its configuration lives.
+        corosync_conf: env_path(
+            env,
+            "COROSYNC_MAIN_CONFIG_FILE",
+            "/etc/corosync/corosync.conf",
+        ),
+    }
+}
+
 /// The longest action timeout we honour; longer ones are cut to it (a day is far beyond any
 /// sensible cluster timeout, and keeps every instant computed from it representable).
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
@@ -217,7 +235,8 @@ impl Invocation {
         let mut warnings = Vec::new();
         let mut sources_hint = String::new();
         let mut crs_state = None;
-        let run_dir = env_path(env, "CLOUDHA_RUN_DIR", "/run/cloudha");
+        let paths = paths(env);
+        let run_dir = paths.run_dir.clone();
         let resource;
         // (variable, its value) of the caller's timeout, when it gave one.
         let mut timeout_var: Option<(String, &str)> = None;
@@ -354,19 +373,7 @@ impl Invocation {
             },
             resource,
             dialect,
-            paths: Paths {
-                dmi_dir: PathBuf::from(
-                    env.test_hook("CLOUDHA_DMI_DIR")
-                        .unwrap_or("/sys/class/dmi/id"),
-                ),
-                run_dir,
-                // corosync's own variable for where its configuration lives.
-                corosync_conf: env_path(
-                    env,
-                    "COROSYNC_MAIN_CONFIG_FILE",
-                    "/etc/corosync/corosync.conf",
-                ),
-            },
+            paths,
             crs_state,
         })
     }

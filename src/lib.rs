@@ -206,17 +206,12 @@ fn fence_main(args: &[OsString], env: &Env) -> i32 {
     for name in &input.ignored {
         tracing::debug!("ignoring option {}", error::shown(name));
     }
-    let dmi = Path::new(
-        env.test_hook("CLOUDHA_DMI_DIR")
-            .unwrap_or("/sys/class/dmi/id"),
-    );
-    let run_dir = Path::new(env.get("CLOUDHA_RUN_DIR").unwrap_or("/run/cloudha"));
-    let real =
-        |kind, opts: &cloud::Options, deadline| -> error::Result<Box<dyn cloud::power::Power>> {
-            fence::real_power(kind, run_dir, opts, deadline)
-        };
+    let paths = contract::paths(env);
+    let real = |kind, opts: &cloud::Options, deadline| {
+        cloud::power_provider(kind, opts, &paths.run_dir, deadline)
+    };
     let answer = params::Values::validate(fence::PARAMS, &input.raw)
-        .and_then(|v| fence::run(&v, dmi, &real));
+        .and_then(|v| fence::run(&v, &paths.dmi_dir, &real));
     match answer {
         Ok(a) => {
             print!("{}", a.stdout);

@@ -2,7 +2,7 @@
 //! meta-data against fence-agents' own schema, the exit codes, one reason line.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 /// The binary under the fence agent's name, with a clean environment that reaches no cloud.
 fn fence(dir: &Path, args: &[&str], stdin: &str) -> Output {
@@ -10,23 +10,14 @@ fn fence(dir: &Path, args: &[&str], stdin: &str) -> Output {
     if !link.exists() {
         std::os::unix::fs::symlink(assert_cmd::cargo::cargo_bin("cloudha"), &link).unwrap();
     }
-    let mut c = Command::new(&link);
-    c.env_clear()
+    assert_cmd::Command::new(&link)
+        .env_clear()
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("CLOUDHA_DMI_DIR", "/nonexistent")
         .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
+        .write_stdin(stdin)
+        .output()
         .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
 }
 
 const RNG: &str = "/usr/share/cluster/relaxng/metadata.rng";

@@ -391,6 +391,22 @@ pub fn provider(
     }
 }
 
+/// The power side of the cloud of `kind`, for fencing (a plain L2 network has none).
+pub fn power_provider(
+    kind: CloudKind,
+    opts: &Options,
+    run_dir: &Path,
+    deadline: Instant,
+) -> Result<Box<dyn power::Power>> {
+    match kind {
+        CloudKind::Aws => Ok(Box::new(aws::Aws::new(opts, run_dir, deadline)?)),
+        CloudKind::Oci => Ok(Box::new(oci::Oci::new(opts, run_dir, deadline)?)),
+        CloudKind::None => Err(Error::not_installed(
+            "a plain L2 network has no power API to fence through",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

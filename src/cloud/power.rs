@@ -18,6 +18,10 @@ pub enum PowerState {
 }
 
 impl PowerState {
+    /// Stopped or gone: fenced. Anything else may still be writing.
+    pub fn is_off(&self) -> bool {
+        matches!(self, PowerState::Off | PowerState::Gone)
+    }
     /// For people: the cloud's own word where it has one.
     pub fn describe(&self) -> &str {
         match self {

@@ -48,9 +48,9 @@ const PLUG: Key<Option<String>> = Key::new(
         "plug",
         "Instance to fence",
         "The instance to act on: an EC2 instance id (i-...) or OCI instance OCID, or a name: \
-         then the one instance whose Name tag (OCI: display name) is that name (the fencer passes the node name here unless \
-         pcmk_host_map maps it), so pcmk_host_map is optional. When it is not given, nodename \
-         is looked up the same way.",
+         then the one instance whose Name tag (OCI: display name) is that name (the fencer \
+         passes the node name here unless pcmk_host_map maps it), so pcmk_host_map is \
+         optional. When it is not given, nodename is looked up the same way.",
     )
     .short('n'),
 );
@@ -216,19 +216,6 @@ impl Answer {
 pub type MakePower<'a> =
     &'a dyn Fn(CloudKind, &cloud::Options, Instant) -> Result<Box<dyn Power + 'a>>;
 
-/// The real provider of `kind`.
-pub fn real_power(
-    kind: CloudKind,
-    run_dir: &std::path::Path,
-    opts: &cloud::Options,
-    deadline: Instant,
-) -> Result<Box<dyn Power>> {
-    Ok(match kind {
-        CloudKind::Oci => Box::new(cloud::oci::Oci::new(opts, run_dir, deadline)?),
-        _ => Box::new(cloud::aws::Aws::new(opts, run_dir, deadline)?),
-    })
-}
-
 /// Run one fence call; errors come back as exit code 1 with the reason logged.
 pub fn run(v: &Values, dmi_dir: &std::path::Path, make: MakePower) -> Result<Answer> {
     let d = Device::from_values(v)?;
@@ -262,10 +249,7 @@ pub fn run(v: &Values, dmi_dir: &std::path::Path, make: MakePower) -> Result<Ans
             for i in power.instances()? {
                 out.push_str(&format!("{},{}", i.id, i.name));
                 if d.action == FenceAction::ListStatus {
-                    out.push_str(match i.state {
-                        PowerState::Off | PowerState::Gone => ",off",
-                        _ => ",on",
-                    });
+                    out.push_str(if i.state.is_off() { ",off" } else { ",on" });
                 }
                 out.push('\n');
             }
@@ -277,13 +261,14 @@ pub fn run(v: &Values, dmi_dir: &std::path::Path, make: MakePower) -> Result<Ans
         }
         FenceAction::Status => {
             let id = d.target(power)?;
-            Ok(match power.state(&id)? {
-                PowerState::Off | PowerState::Gone => Answer {
+            // Pending or stopping is not off: it may still write.
+            Ok(if power.state(&id)?.is_off() {
+                Answer {
                     code: 2,
                     stdout: "Status: OFF\n".into(),
-                },
-                // Pending or stopping: not off, so it may still write.
-                _ => Answer::ok("Status: ON\n".into()),
+                }
+            } else {
+                Answer::ok("Status: ON\n".into())
             })
         }
         FenceAction::Validate => {
@@ -330,14 +315,12 @@ fn refuse_self(power: &dyn Power, id: &str) -> Result<()> {
 }
 
 fn power_off(power: &dyn Power, id: &str, timeout: Duration) -> Result<()> {
-    if matches!(power.state(id)?, PowerState::Off | PowerState::Gone) {
+    if power.state(id)?.is_off() {
         tracing::info!("{id} is already off");
         return Ok(());
     }
     power.off(id)?;
-    wait_for(power, id, timeout, "stopped", |s| {
-        matches!(s, PowerState::Off | PowerState::Gone)
-    })
+    wait_for(power, id, timeout, "stopped", PowerState::is_off)
 }
 
 fn power_on(power: &dyn Power, id: &str, timeout: Duration) -> Result<()> {

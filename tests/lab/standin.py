@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from http.server import BaseHTTPRequestHandler
@@ -97,3 +98,11 @@ def pid_alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     except OSError:
         return False
+
+
+def power_off(pid: int | None, what: str) -> None:
+    """A stopped instance loses its processes and network: SIGKILL its machine's PID 1 (the
+    watch_machines loop then closes its IMDS and relays)."""
+    if pid and pid_alive(pid):
+        log(f"{what}: killing its machine (pid {pid})")
+        os.kill(pid, signal.SIGKILL)

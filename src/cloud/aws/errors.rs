@@ -5,6 +5,19 @@ use super::*;
 
 pub(super) type Resp = aws_sdk_ec2::config::http::HttpResponse;
 
+/// The pre-flight's verdict on the permission probes: `denied` names what is missing (`on` says
+/// where, or is empty), `policy` the shipped example that grants it.
+pub(super) fn lacking(denied: &[String], on: &str, policy: &str) -> Result<()> {
+    if denied.is_empty() {
+        return Ok(());
+    }
+    Err(Error::permission(format!(
+        "the AWS credentials of this node lack {}{on} (see {policy} in \
+         /usr/share/doc/cloudha/examples/)",
+        denied.join(", ")
+    )))
+}
+
 impl Aws {
     /// One EC2 call within the deadline, its failure classified (`send` is the request's
     /// `send()`).

@@ -124,13 +124,7 @@ impl Power for Aws {
         self.probe(d, "StartInstances", || {
             ec2.start_instances().instance_ids(id).dry_run(true).send()
         })?;
-        if !denied.is_empty() {
-            return Err(Error::permission(format!(
-                "the AWS credentials of this node lack {} on {id} (see the fencing IAM policy \
-                 in /usr/share/doc/cloudha/examples/)",
-                denied.join(", ")
-            )));
-        }
+        super::errors::lacking(&denied, &format!(" on {id}"), "iam-policy-fence.json")?;
         let (region, source) = self.region()?;
         Ok(vec![
             format!("EC2 region {region} (from {source})"),

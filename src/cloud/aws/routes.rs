@@ -246,13 +246,7 @@ impl Routes for Aws {
                     .send()
             })?;
         }
-        if !denied.is_empty() {
-            return Err(Error::permission(format!(
-                "the AWS credentials of this node lack {} (see iam-policy-route-table.json in \
-                 /usr/share/doc/cloudha/examples/)",
-                denied.join(", ")
-            )));
-        }
+        super::errors::lacking(&denied, "", "iam-policy-route-table.json")?;
         Ok(vec![format!(
             "EC2 API at {}: credentials valid, permissions granted (DryRun)",
             Routes::describe(self)

@@ -289,13 +289,7 @@ impl Cloud for Aws {
                     .send()
             })?;
         }
-        if !denied.is_empty() {
-            return Err(Error::permission(format!(
-                "the AWS credentials of this node lack {} (see the IAM policy in \
-                 /usr/share/doc/cloudha/examples/)",
-                denied.join(", ")
-            )));
-        }
+        super::errors::lacking(&denied, "", "the IAM policy")?;
         report.push(format!(
             "EC2 API at {endpoint}: credentials valid, permissions granted"
         ));

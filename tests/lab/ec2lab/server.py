@@ -28,7 +28,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import socket
 import subprocess
 import threading
@@ -37,8 +36,8 @@ import uuid
 from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs
 
-from standin import (NOT_SHARED, MetadataHandler, announce, log, pid_alive, shared_control,
-                     watch_machines)
+from standin import (NOT_SHARED, MetadataHandler, announce, log, pid_alive, power_off,
+                     shared_control, watch_machines)
 
 from . import nssock
 
@@ -755,10 +754,7 @@ class Cloud:
         """A stopped instance loses its processes and network: SIGKILL its machine's PID 1
         (watch_machines then closes its IMDS and relay)."""
         for iid in instance_ids:
-            pid = self.instance_pids.get(iid)
-            if pid and pid_alive(pid):
-                log(f"instance {iid} stopped: killing its machine (pid {pid})")
-                os.kill(pid, signal.SIGKILL)
+            power_off(self.instance_pids.get(iid), f"instance {iid} stopped")
 
     def close_node(self, name: str) -> None:
         server, relay = self.servers.pop(name, (None, None))

@@ -21,10 +21,8 @@ import email.utils
 import ipaddress
 import json
 import math
-import os
 import re
 import secrets
-import signal
 import ssl
 import sys
 import threading
@@ -37,7 +35,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ec2lab import nssock
 from ec2lab.server import DataPlane, Faults, NsHTTPServer, Relay, exit_with
-from standin import (NOT_SHARED, MetadataHandler, QuietHandler, announce, log, pid_alive,
+from standin import (NOT_SHARED, MetadataHandler, QuietHandler, announce, log, power_off,
                      shared_control, watch_machines)
 
 from . import pki
@@ -247,10 +245,7 @@ class Cloud:
         machine's PID 1 is killed); START marks it running (the lab cannot boot it again)."""
         inst["running"] = action in ("START", "RESET", "SOFTRESET")
         if action != "START":
-            pid = self.pids.get(inst["name"])
-            if pid and pid_alive(pid):
-                log(f"instance {inst['id']} {action}: killing its machine (pid {pid})")
-                os.kill(pid, signal.SIGKILL)
+            power_off(self.pids.get(inst["name"]), f"instance {inst['id']} {action}")
 
     def add_node(self, spec: dict) -> None:
         node = ImdsNode(self, spec)
