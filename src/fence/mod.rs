@@ -332,7 +332,8 @@ fn power_on(power: &dyn Power, id: &str, timeout: Duration) -> Result<()> {
     wait_for(power, id, timeout, "running", |s| *s == PowerState::On)
 }
 
-/// Read the state until `done`, first at once, then backing off to one read a second.
+/// Read the state until `done`, first at once, then backing off to two reads a second: the
+/// fencer waits on us, and a stop is confirmed at most half a second after the cloud says so.
 fn wait_for(
     power: &dyn Power,
     id: &str,
@@ -350,11 +351,13 @@ fn wait_for(
             Ok(s) => tracing::debug!("{id}: {}, waiting for {want}", s.describe()),
             Err(e) => tracing::warn!("{id}: state unknown ({e}), asking again"),
         }
-        if Instant::now() + pause > until {
+        // The last read is at the deadline itself, so a stop that lands just in time counts.
+        let now = Instant::now();
+        if now >= until {
             break;
         }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_secs(1));
+        std::thread::sleep(pause.min(until - now));
+        pause = (pause * 2).min(Duration::from_millis(500));
     }
     Err(Error::failed(format!(
         "{id} is not {want} after {} s (last seen: {}); not confirmed, so not fenced",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -22,6 +23,7 @@ LAB = (Ec2Lab, dict(nodes=3, name="fenceaws"))
 def before_each(lab):
     lab.faults.clear()
     lab.iam.allow_all()
+    settle_power(lab)
     for n in lab.nodes:
         if state(lab, n) != "running":
             lab.ec2.start_instances(InstanceIds=[n.instance_id])
@@ -125,3 +127,61 @@ def test_an_unknown_instance_is_a_failure_not_off(lab):
     assert r.rc == 1, r
     r = fence(lab, 1, "action=off\nnodename=no-such-node")
     assert r.rc == 1 and "no instance is named" in r.err, r
+
+
+def settle_power(lab) -> None:
+    """No power step of an earlier test may land in the next one: wait until every instance
+    that entered a middle state has left it, then make power instant again."""
+    middle = {"stopping": "stopped", "pending": "running", "STOPPING": "STOPPED",
+              "STARTING": "RUNNING"}
+
+    def settled():
+        last = {}
+        for e in lab.power_events():
+            last[e["instance"]] = e["state"]
+        return not any(s in middle for s in last.values())
+
+    netns.wait_for(settled, 30, "every instance out of stopping/pending", step=0.1)
+    lab.set_power_delay(0)
+
+
+def check_off_waits_through_stopping(lab, fence, off_word: str, middle_word: str):
+    """With a stop that takes 1.5 s, as a real cloud's does: status says ON while the
+    instance is stopping (it may still write), `off` returns only once the cloud reports it
+    stopped, and a power_timeout shorter than the stop is a failure, never success."""
+    n2, n3 = lab.node(2), lab.node(3)
+    lab.set_power_delay(1.5)
+    t = time.time()
+    result = {}
+
+    def fence_off():
+        result["r"] = fence(lab, 1, f"action=off\nplug={n2.instance_id}")
+        result["end"] = time.time()
+
+    off = threading.Thread(target=fence_off)
+    off.start()
+    netns.wait_for(lambda: any(e["instance"] == n2.instance_id and e["state"] == middle_word
+                               for e in lab.power_events(t)), 20, f"{n2.name} {middle_word}")
+    during = fence(lab, 3, f"action=status\nplug={n2.instance_id}")
+    off.join(60)
+    r = result["r"]
+    assert r.rc == 0, r
+    assert during.rc == 0 and "ON" in during.out, ("stopping is not off", during)
+    steps = [e for e in lab.power_events(t) if e["instance"] == n2.instance_id]
+    assert [e["state"] for e in steps] == [middle_word, off_word], steps
+    stopped_at = steps[-1]["t"]
+    assert stopped_at - steps[0]["t"] >= 1.4, steps
+    # The agent answered after the cloud said stopped, and not much later (its polling).
+    late = result["end"] - stopped_at
+    print(f"off returned {late:.2f} s after the instance was {off_word}")
+    assert late > 0, (late, "off must not succeed before the instance is stopped")
+    assert fence(lab, 1, f"action=status\nplug={n2.instance_id}").rc == 2
+
+    lab.set_power_delay(5)
+    r = fence(lab, 1, f"action=off\nplug={n3.instance_id}\npower_timeout=2")
+    assert r.rc == 1 and "not confirmed" in r.err, r
+    assert r.elapsed < 4, r
+
+
+def test_off_waits_through_stopping_and_a_short_timeout_fails(lab):
+    check_off_waits_through_stopping(lab, fence, "stopped", "stopping")

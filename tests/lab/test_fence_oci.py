@@ -12,7 +12,7 @@ import time
 import cloudvip
 import netns
 import pytest
-from test_fence_aws import fence_bin
+from test_fence_aws import check_off_waits_through_stopping, fence_bin, settle_power
 
 pytest.importorskip("oci")
 from ocilab import OciLab  # noqa: E402
@@ -23,6 +23,7 @@ LAB = (OciLab, dict(nodes=3, name="fenceoci"))
 def before_each(lab):
     lab.faults.clear()
     lab.iam.allow_all()
+    settle_power(lab)
     for n in lab.nodes:
         lab._control("POST", "instances", {"id": n.instance_id, "running": True})
 
@@ -86,3 +87,13 @@ def test_throttling_is_retried(lab):
     r = fence(lab, 1, f"action=off\nplug={n2.instance_id}")
     assert r.rc == 0, r
     assert not running(lab, n2)
+
+
+def test_off_waits_through_stopping_and_a_short_timeout_fails(lab):
+    check_off_waits_through_stopping(lab, fence, "STOPPED", "STOPPING")
+
+
+def test_a_missing_policy_names_the_fencing_policy(lab):
+    lab.iam.deny("InstanceAction")
+    r = fence(lab, 1, f"action=off\nplug={lab.node(2).instance_id}")
+    assert r.rc == 1 and "use instances" in r.err and "oci-policy-fence.txt" in r.err, r

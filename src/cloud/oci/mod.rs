@@ -237,6 +237,25 @@ impl Oci {
     }
 }
 
+/// The policy statement an operation needs (the fence agent's calls are on instances, the
+/// VIP agent's on the VCN); the shipped examples have the full policies.
+fn policy_hint(op: &str) -> &'static str {
+    match op {
+        "InstanceAction" => {
+            "allow dynamic-group <nodes> to use instances in compartment <compartment> \
+             (INSTANCE_POWER_ACTIONS; see oci-policy-fence.txt)"
+        }
+        "GetInstance" | "ListInstances" => {
+            "allow dynamic-group <nodes> to read instances in compartment <compartment> \
+             (see oci-policy-fence.txt)"
+        }
+        _ => {
+            "allow dynamic-group <nodes> to use virtual-network-family in compartment \
+             <compartment>"
+        }
+    }
+}
+
 /// Classify an API failure; OCI answers 404 NotAuthorizedOrNotFound for a missing policy.
 fn api_error(op: &str, status: u16, headers: &http::HeaderMap, body: &[u8]) -> Error {
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
@@ -274,8 +293,8 @@ fn api_error(op: &str, status: u16, headers: &http::HeaderMap, body: &[u8]) -> E
             }
         }
         403 | 404 => Error::permission(format!(
-            "{what} (not authorised or not found: check the OCID and the policy, e.g. allow \
-             dynamic-group <nodes> to use virtual-network-family in compartment <compartment>)"
+            "{what} (not authorised or not found: check the OCID and the policy, e.g. {})",
+            policy_hint(op)
         )),
         409 | 429 => Error::transient(what),
         400 => Error::host_args(what),

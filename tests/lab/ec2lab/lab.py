@@ -617,6 +617,16 @@ class Ec2Lab:
         between return the old state (EC2's eventual consistency)."""
         self._control("POST", "stale", {"seconds": seconds})
 
+    def set_power_delay(self, seconds: float) -> None:
+        """Instances stay `stopping`/`pending` (OCI: STOPPING/STARTING) this long after a
+        power call before the machine is off (or the instance running), as on a real cloud."""
+        self._control("POST", "power", {"delay": seconds})
+
+    def power_events(self, since: float | None = None) -> list[dict]:
+        """Every power state an instance entered: {t (epoch), instance, state}."""
+        events = self._control("GET", "power")["events"]
+        return [e for e in events if since is None or e["t"] >= since]
+
     def set_dataplane_lag(self, seconds: float) -> None:
         """Routes follow the API `seconds` late (EC2's remapping is asynchronous)."""
         self._control("POST", "dataplane", {"lag": seconds})

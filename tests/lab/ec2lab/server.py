@@ -43,6 +43,7 @@ from . import nssock
 
 ACCOUNT = "123456789012"
 LAB_KEY = "lab"  # the lab's own access key: never counted, never denied
+EC2_STATE_CODES = {"pending": 0, "running": 16, "stopping": 64, "stopped": 80}
 MOTO = threading.RLock()  # moto is not thread-safe; every touch of its state holds this
 
 
@@ -683,6 +684,8 @@ class Cloud:
         self.stale = 0.0
         self.pids: dict[str, int] = {}
         self.instance_pids: dict[str, int] = {}  # instance id -> its machine's PID 1
+        self.power_delay = 0.0  # seconds in stopping/pending, see power()
+        self.power_events: list[dict] = []
         threading.Thread(target=self.watch_machines, daemon=True).start()
 
     def call_moto(self, environ, req: Request, now: bool = False):
@@ -704,8 +707,10 @@ class Cloud:
             body = b"".join(self.app(environ, start_response))
         if req.service == "ec2" and not req.action.startswith(("Describe", "Get")):
             self.dataplane.wake.set()
-        if req.action == "StopInstances" and out["status"] == 200 and req.key != LAB_KEY:
-            self.power_off([v for k, v in req.params.items() if k.startswith("InstanceId.")])
+        if (req.action in ("StopInstances", "StartInstances") and out["status"] == 200
+                and req.key != LAB_KEY and not req.dry_run):
+            self.power([v for k, v in req.params.items() if k.startswith("InstanceId.")],
+                       on=req.action == "StartInstances")
         headers = [(k, v) for k, v in out["headers"] if k.lower() != "content-length"]
         return out["status"], headers, body
 
@@ -750,11 +755,34 @@ class Cloud:
             self.pids[node.name] = int(spec["pid"])
             self.instance_pids[spec["instance_id"]] = int(spec["pid"])
 
-    def power_off(self, instance_ids: list[str]) -> None:
-        """A stopped instance loses its processes and network: SIGKILL its machine's PID 1
-        (watch_machines then closes its IMDS and relay)."""
+    def power(self, instance_ids: list[str], on: bool) -> None:
+        """StopInstances/StartInstances as EC2 does them: the instance is `stopping` (its
+        machine still runs) for power_delay seconds, then its machine's PID 1 is killed
+        (watch_machines closes its IMDS and relay) and it is `stopped`; a start is `pending`
+        for power_delay, then `running`. moto applies the end state at once, so the lab sets
+        the middle state and a timer the end state. Each step is in power_events."""
         for iid in instance_ids:
+            self.power_event(iid, "pending" if on else "stopping")
+            if self.power_delay:
+                self.set_state(iid, "pending" if on else "stopping")
+                threading.Timer(self.power_delay, self.power_done, (iid, on)).start()
+            else:
+                self.power_done(iid, on)
+
+    def power_done(self, iid: str, on: bool) -> None:
+        if not on:
             power_off(self.instance_pids.get(iid), f"instance {iid} stopped")
+        self.set_state(iid, "running" if on else "stopped")
+        self.power_event(iid, "running" if on else "stopped")
+
+    def set_state(self, iid: str, name: str) -> None:
+        with MOTO:
+            inst = backend(self.region).get_instance(iid)
+            inst._state.name, inst._state.code = name, EC2_STATE_CODES[name]
+
+    def power_event(self, iid: str, state: str) -> None:
+        with MOTO:
+            self.power_events.append({"t": time.time(), "instance": iid, "state": state})
 
     def close_node(self, name: str) -> None:
         server, relay = self.servers.pop(name, (None, None))
@@ -815,6 +843,11 @@ class Control:
         if path == "stale":
             c.stale = float(body["seconds"])
             return {"ok": True}
+        if path == "power":
+            if method == "POST":
+                c.power_delay = float(body["delay"])
+            with MOTO:
+                return {"delay": c.power_delay, "events": list(c.power_events)}
         raise KeyError(path)
 
 

@@ -103,7 +103,8 @@ class Cloud:
         self.user_of: dict[str, str] = {}  # user ocid -> node name
         now = time.time()
         for inst in spec["instances"]:
-            self.instances[inst["id"]] = {**inst, "created": now, "running": True}
+            self.instances[inst["id"]] = {**inst, "created": now, "running": True,
+                                          "state": "RUNNING"}
             for v in inst["vnics"]:
                 self.vnics[v["id"]] = {**v, "instance": inst["id"], "ad": inst["ad"],
                                        "name": inst["name"], "created": now}
@@ -122,6 +123,8 @@ class Cloud:
         self.imds: dict[str, "ImdsNode"] = {}
         self.servers: dict[str, tuple] = {}
         self.pids: dict[str, int] = {}
+        self.power_delay = 0.0  # seconds in STOPPING/STARTING, see power()
+        self.power_events: list[dict] = []
         self.dataplane = OciDataPlane(self)
         threading.Thread(target=self.watch_machines, daemon=True).start()
 
@@ -237,15 +240,36 @@ class Cloud:
         return {"id": inst["id"], "displayName": inst["name"], "compartmentId": self.compartment,
                 "availabilityDomain": inst["ad"], "faultDomain": inst["fault_domain"],
                 "region": self.region, "shape": "VM.Standard.E4.Flex",
-                "lifecycleState": "RUNNING" if inst["running"] else "STOPPED",
+                "lifecycleState": inst["state"],
                 "timeCreated": iso(inst["created"])}
 
     def power(self, inst: dict, action: str) -> None:
-        """InstanceAction: a stopped (or reset) instance loses its processes and network (its
-        machine's PID 1 is killed); START marks it running (the lab cannot boot it again)."""
-        inst["running"] = action in ("START", "RESET", "SOFTRESET")
-        if action != "START":
-            power_off(self.pids.get(inst["name"]), f"instance {inst['id']} {action}")
+        """InstanceAction as OCI does it: STOP is STOPPING (the machine still runs) for
+        power_delay seconds, then the machine's PID 1 is killed (its processes and network
+        go) and it is STOPPED; START is STARTING, then RUNNING; RESET is both. Each step is
+        in power_events. Called holding STATE."""
+        steps = {"START": ["STARTING", "RUNNING"], "STOP": ["STOPPING", "STOPPED"],
+                 "SOFTSTOP": ["STOPPING", "STOPPED"]}.get(action,
+                                                          ["STOPPING", "STOPPED", "STARTING",
+                                                           "RUNNING"])
+        self.step(inst, steps, action)
+
+    def step(self, inst: dict, steps: list[str], action: str) -> None:
+        with STATE:
+            state, rest = steps[0], steps[1:]
+            if state == "STOPPED":
+                power_off(self.pids.get(inst["name"]), f"instance {inst['id']} {action}")
+            inst["state"], inst["running"] = state, state in ("RUNNING", "STOPPING")
+            self.power_events.append({"t": time.time(), "instance": inst["id"],
+                                      "state": state})
+            if not rest:
+                return
+            # The middle states last power_delay; the end state follows a middle one.
+            pause = self.power_delay if state in ("STOPPING", "STARTING") else 0
+            if pause:
+                threading.Timer(pause, self.step, (inst, rest, action)).start()
+            else:
+                self.step(inst, rest, action)
 
     def add_node(self, spec: dict) -> None:
         node = ImdsNode(self, spec)
@@ -839,8 +863,15 @@ def route_control(c: Cloud, method: str, path: str, body, query):
     if path == "instances":
         with STATE:
             if method == "POST":  # {"id": ..., "running": bool}: the lab's own power switch
-                c.instances[body["id"]]["running"] = bool(body["running"])
+                inst = c.instances[body["id"]]
+                inst["running"] = bool(body["running"])
+                inst["state"] = "RUNNING" if inst["running"] else "STOPPED"
             return {i: x["running"] for i, x in c.instances.items()}
+    if path == "power":
+        with STATE:
+            if method == "POST":
+                c.power_delay = float(body["delay"])
+            return {"delay": c.power_delay, "events": list(c.power_events)}
     if path == "clock":
         c.skew = float(body["skew"])
         return {"skew": c.skew}
