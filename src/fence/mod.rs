@@ -290,9 +290,12 @@ pub fn run(v: &Values, dmi_dir: &std::path::Path, make: MakePower) -> Result<Ans
             }
             power_off(power, &id, d.power_timeout)?;
             if d.action == FenceAction::Reboot {
-                // Fenced once off is confirmed; a failed start leaves it fenced.
-                if let Err(e) = power_on(power, &id, d.power_timeout) {
-                    tracing::error!("{id} is off (fenced) but did not start again: {e}");
+                // Fenced once off is confirmed. The start is asked for, not waited for: the
+                // cluster recovers the node's resources only after we return, and a cloud boot
+                // takes far longer than the stop. A refused start leaves it fenced.
+                match power.on(&id) {
+                    Ok(()) => tracing::info!("{id} is off (fenced); its start is requested"),
+                    Err(e) => tracing::error!("{id} is off (fenced) but did not start: {e}"),
                 }
             }
             Ok(Answer::ok("Success: Powered OFF\n".into()))

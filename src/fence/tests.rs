@@ -140,6 +140,11 @@ fn reboot_is_off_then_on_and_succeeds_once_off() {
     let p = two();
     assert_eq!(call(&p, "action=reboot\nplug=i-2").unwrap().code, 0);
     assert_eq!((p.count("off"), p.count("on")), (1, 1));
+    // The start was asked for and not waited for: the instance is still pending.
+    assert!(matches!(
+        p.state("i-2").unwrap(),
+        PowerState::Moving(ref w) if w == "pending"
+    ));
     assert_eq!(call(&p, "action=status\nplug=i-2").unwrap().code, 0);
     // The start fails: still fenced, still success.
     let q = two();

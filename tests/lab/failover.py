@@ -219,21 +219,106 @@ def check_moved_to_node2(lab: pcmk.Lab, out: Outcome, bound: float, agent: str, 
     assert f"inet {ip}/{prefix}" in addrs, addrs
 
 
-def fence_devices(lab: pcmk.Lab, params: dict, delay: dict | None = None) -> None:
+def fence_devices(lab: pcmk.Lab, params: dict, delay: dict | None = None,
+                  reboot: bool = False) -> None:
     """One fence_cloudha device per node (`params` its cloud settings), each kept off the node
     it fences; `delay` {node: seconds} delays the fencing of that node (the two-node race
-    guard). nodename maps to the instance by its Name tag: no pcmk_host_map. The labs cannot
-    start a stopped machine again, so the reboot action is off (as many cloud sites set it)."""
+    guard). nodename maps to the instance by its Name tag: no pcmk_host_map. Pacemaker's
+    fencing action is reboot; unless `reboot`, the devices turn it into off (the instance
+    stays stopped, as many cloud sites set it). With `reboot` the instance is started again
+    and the lab boots its node, which rejoins."""
     delay = delay or {}
     names = [n.name for n in lab.nodes]
     for target in names:
         runs_on = next(n for n in names if n != target)
         extra = [f"delay={delay[target]}"] if target in delay else []
+        extra += [] if reboot else ["pcmk_reboot_action=off"]
         lab.node(runs_on).run(["pcs", "stonith", "create", f"fence-{target}", "fence_cloudha"]
                               + [f"{k}={v}" for k, v in params.items()] + extra
-                              + [f"pcmk_host_list={target}", "pcmk_reboot_action=off",
-                                 "op", "monitor", "interval=60s"])
+                              + [f"pcmk_host_list={target}", "op", "monitor",
+                                 "interval=60s"])
         lab.node(runs_on).run(["pcs", "constraint", "location", f"fence-{target}", "avoids",
                                f"{target}=INFINITY"])
     for target in names:
         lab.wait_running(f"fence-{target}", next(n for n in names if n != target), timeout=30)
+
+
+POWER_CALLS = ("StopInstances", "StartInstances", "InstanceAction")
+MOVE_CALLS = ("AssignPrivateIpAddresses", "UpdatePrivateIp", "CreatePrivateIp")
+
+
+def caller(lab, call: dict) -> str:
+    """The node whose credentials made a cloud call (EC2: access key; OCI: principal)."""
+    for n in lab.nodes:
+        if call.get("key") == n.key or call.get("principal") in getattr(n, "principals", ()):
+            return n.name
+    return "?"
+
+
+def cloud_events(lab, since: float) -> list[tuple[float, str]]:
+    """For a timeline: the successful power and address calls, every power state an instance
+    entered (stopping, stopped, pending, running) and the lab's boots, since `since`."""
+    names = {n.instance_id: n.name for n in lab.nodes}
+    events = []
+    for c in lab.calls(since):
+        op = c.get("action") or c.get("operation")
+        if op in POWER_CALLS + MOVE_CALLS and c["status"] == 200:
+            what = " ".join([op] + [v for k, v in (c.get("query") or {}).items()
+                                    if k == "action"])
+            events.append((c["t"], f"cloud: {what} by {caller(lab, c)}"))
+    for e in lab.power_events(since):
+        events.append((e["t"], f"cloud: instance of {names.get(e['instance'], e['instance'])} "
+                               f"is {e['state']}"))
+    for t, name, err in lab.boots:
+        if t >= since:
+            events.append((t, f"lab: {name} booted again" + (f" FAILED: {err}" if err else "")))
+    return events
+
+
+def stonith_failover(lab, vip: str, params: dict, fence_params: dict, power_delay: float = 0,
+                     reboot: bool = False, bound: float = 60.0, log=print) -> Outcome:
+    """The production setup on a cloud lab with STONITH on (stonith=True): a fence_cloudha
+    device per node, resource-stickiness so a rebooted node does not take the VIP back, power
+    calls taking `power_delay` s as on a real cloud; node 1 is frozen (only fencing takes it
+    down) and the VIP must come back on node 2. The outcome's events hold the cloud's side."""
+    c = lab.cluster
+    c.node("node2").run(["crm_attribute", "--type", "rsc_defaults", "--name",
+                         "resource-stickiness", "--update", "1000"])
+    fence_devices(c, fence_params, reboot=reboot)
+    lab.set_power_delay(power_delay)
+    out = run(c, log=log, bound=bound, vip=vip, params=params, fail="freeze")
+    out.events += cloud_events(lab, out.crash_at)
+    return out
+
+
+def check_fenced_first(lab, out: Outcome, target: str = "node1", by: str = "node2") -> None:
+    """Node 1 was fenced through the cloud API by node 2, exactly once, its machine is gone
+    (the frozen daemons died with the instance) and the address moved only after the
+    instance was stopped."""
+    calls = [x for x in lab.calls(out.crash_at) if x["status"] == 200]
+    stops = [x for x in calls if (x.get("action") or x.get("operation")) in
+             ("StopInstances", "InstanceAction")
+             and (x.get("query") or {}).get("action", "STOP") != "START"]
+    assert [caller(lab, x) for x in stops] == [by], stops
+    stopped = [e["t"] for e in lab.power_events(out.crash_at)
+               if e["instance"] == lab.node(target).instance_id
+               and e["state"] in ("stopped", "STOPPED")]
+    assert stopped, "the instance never reached stopped"
+    moves = [x for x in calls if (x.get("action") or x.get("operation")) in MOVE_CALLS]
+    assert moves and moves[0]["t"] > stopped[0], ("the address moved before the fence", moves)
+    print(f"freeze -> power call {stops[0]['t'] - out.crash_at:.3f}s, -> stopped "
+          f"{stopped[0] - out.crash_at:.3f}s, -> address moved {moves[0]['t'] - out.crash_at:.3f}s")
+
+
+def check_rejoined(lab, name: str, vip: str, timeout: float = 60) -> None:
+    """After a reboot fence: the instance runs again, the lab booted its node, the node is
+    online in the cluster again, and the VIP stayed where it was (resource-stickiness)."""
+    c = lab.cluster
+    c.wait_for(lambda: any(n == name for _, n, _ in lab.boots), timeout,
+               f"{name} booted again")
+    assert not [b for b in lab.boots if b[2]], lab.boots
+    c.wait_for(lambda: (c.status(on="node2", check=False) or {"nodes": {}})["nodes"]
+               .get(name, {}).get("online"), timeout, f"{name} online again")
+    owner = c.where(RSC, on="node2")
+    assert owner == ["node2"], owner
+    print(f"{name} rejoined; vip1 stays on {owner}")

@@ -304,7 +304,15 @@ class Machine:
             return  # never signal a PID twice: it may belong to someone else by now
         self.killed = True
         if self.pid > 0:
-            _signal(self.pid, signal.SIGKILL)
+            # A cloud lab may have powered it off already, and the PID been reused since.
+            if _argv(self.pid)[:1] == [self.marker]:
+                _signal(self.pid, signal.SIGKILL)
+            # PID 1 exits only once every task of its namespace is reaped. A frozen daemon's
+            # nsenter stopped itself with its child (it passes stops on), so it would never
+            # reap it: kill the wrappers, and the zombies go to the host's init.
+            for p in self.procs:
+                if p.popen.poll() is None:
+                    p.popen.kill()
             _wait_gone([self.pid], 5)
         else:  # unshare never forked: it is all there is
             self._unshare.kill()
@@ -525,6 +533,12 @@ class Lab:
         cib.chmod(0o600)
         (d / "etc-corosync" / "corosync.conf").write_text(_corosync_conf(self.nodes, self.name))
         shutil.copy2(self.dir / "authkey", d / "etc-corosync" / "authkey")
+        self._node_mounts(n)
+
+    def _node_mounts(self, n: Machine) -> None:
+        """The node's own /etc/corosync, /var/lib/pacemaker, logs and the agents, mounted in its
+        mount namespace (again at every boot: the directories are its disk)."""
+        d = self.dir / n.name
         n.run(["sh", "-c", NODE_MOUNTS, "node-mounts", str(d), str(self.bin)] + self.agents)
         if self.stonith:
             n.run(["sh", "-c", NODE_FENCE_AGENT, "node-fence-agent", str(d), str(self.bin)])
@@ -670,6 +684,22 @@ class Lab:
         t = time.monotonic()
         n.kill()
         return t
+
+    def boot(self, node) -> Machine:
+        """Power a node on again (after a crash, or a cloud lab's power off): what is left of
+        its old machine is killed, then a new machine under the same name and address, wired
+        by the network hook as before, its disk (CIB, logs) as it was left, corosync and
+        pacemakerd started, so it rejoins the cluster as a rebooted node does. Returns the new
+        machine."""
+        old = self.node(node)
+        old.kill()  # never signals a reused PID
+        i = self.nodes.index(old)
+        m = self._machine(old.name, old.ip)
+        self.nodes[i] = m
+        self._node_mounts(m)
+        self._start_corosync(m)
+        self._start_pacemaker(m)
+        return m
 
     # -- teardown
 

@@ -151,12 +151,12 @@ def check_off_waits_through_stopping(lab, fence, off_word: str, middle_word: str
     stopped, and a power_timeout shorter than the stop is a failure, never success."""
     n2, n3 = lab.node(2), lab.node(3)
     lab.set_power_delay(1.5)
-    t = time.time()
+    t = time.monotonic()
     result = {}
 
     def fence_off():
         result["r"] = fence(lab, 1, f"action=off\nplug={n2.instance_id}")
-        result["end"] = time.time()
+        result["end"] = time.monotonic()
 
     off = threading.Thread(target=fence_off)
     off.start()

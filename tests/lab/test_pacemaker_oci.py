@@ -1,25 +1,31 @@
-"""A real two-node Pacemaker cluster on the OCI lab moves ocf:cloudha:vip (cloud=oci, instance
-principals) when the node holding it crashes: OCI ends with the private IP on node2's VNIC and
-the client, in another subnet, is served by node2. The outage the client saw is printed.
-
-Same cluster as test_pacemaker_failover.py (tests/lab/pcmk.py) on the OCI lab's fabric
-(tests/lab/ocilab). Needs root, corosync, pacemaker, pcs, the lab's Python packages
-(scripts/install-deps.sh) and CLOUDHA_BIN. Nothing skips.
+"""A real two-node Pacemaker cluster on the OCI lab, in the production setup: stonith-enabled=true
+and one fence_cloudha device per node (cloud=oci, instance principals, no pcmk_host_map: the
+display name is the node name). Node 1 is frozen, not killed (its corosync stops answering
+while its instance still runs), so node 2 must fence it through the OCI API before the VIP may
+move: InstanceAction STOP by node 2, the instance STOPPING for 2 s as on a real cloud, then
+STOPPED with its machine gone, then the private IP moved to node 2's VNIC. Pacemaker's reboot
+then starts the instance again; the lab boots node 1 and it rejoins, and the VIP stays on
+node 2 (resource-stickiness). The timeline is printed. Needs root, corosync, pacemaker, pcs,
+the lab's Python packages (scripts/install-deps.sh) and CLOUDHA_BIN. Nothing skips.
 """
 
 import failover
 from ocilab import OciLab
 
 VIP = "10.0.1.100"
-BOUND = 30.0
+BOUND = 60.0
+POWER_DELAY = 2.0
+
+CLUSTER = (OciLab, "pcmkoci", ("vip",), {"stonith": True})  # the `lab` fixture
 
 
-CLUSTER = (OciLab, "pcmkoci", ("vip",))  # the `lab` fixture
-
-
-def test_oci_vip_fails_over_to_node2_when_node1_crashes(lab):
-    params = {"ip": VIP, "cidr_netmask": "24", "nic": "eth0", "cloud": "oci",
-              "endpoint_url": lab.endpoint, "auth_endpoint_url": lab.federation_endpoint}
-    out = failover.run(lab.cluster, bound=BOUND, vip=VIP, params=params)
+def test_oci_frozen_node1_is_fenced_then_the_vip_moves_and_node1_rejoins(lab):
+    cloud = {"cloud": "oci", "endpoint_url": lab.endpoint,
+             "auth_endpoint_url": lab.federation_endpoint}
+    params = {"ip": VIP, "cidr_netmask": "24", "nic": "eth0", **cloud}
+    out = failover.stonith_failover(lab, VIP, params, {**cloud, "power_timeout": "30"},
+                                    power_delay=POWER_DELAY, reboot=True, bound=BOUND)
     failover.check_moved_to_node2(lab.cluster, out, BOUND, failover.AGENT, VIP, 24)
+    failover.check_fenced_first(lab, out)
     assert lab.owners(VIP) == [lab.node(2).vnic_id], lab.owners(VIP)
+    failover.check_rejoined(lab, "node1", VIP)

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -276,6 +277,8 @@ class Ec2Lab:
         self.cluster: pcmk.Lab | None = None
         self.faults, self.iam, self.imds = Faults(self), Iam(self), Imds(self)
         self._instances: dict[str, dict] = {}  # node name -> provisioned instance + ENIs
+        self._closing = threading.Event()
+        self.boots: list[tuple[float, str, str | None]] = []  # (monotonic, node, error)
         self.up_seconds = self.down_seconds = None
 
     def __enter__(self) -> "Ec2Lab":
@@ -569,17 +572,62 @@ class Ec2Lab:
             self._client_net(pid, str(pid))
             self.client = Host(self, "client", f"pid:{pid}", machine)
             return
+        self._wait_old_links_gone(machine.name)
         devs = self._node_net(pid, str(pid), machine.name)
         self._register(machine.name, f"/proc/{pid}/ns/net", devs, pid=pid)
         inst = self._instances[machine.name]
-        self.nodes.append(Node(self, machine.name, f"pid:{pid}", inst["instance_id"],
-                               inst["enis"], inst["key"], machine))
+        node = Node(self, machine.name, f"pid:{pid}", inst["instance_id"], inst["enis"],
+                    inst["key"], machine)
+        # A booted-again node replaces its old self, in place (node(1) stays node1).
+        for i, n in enumerate(self.nodes):
+            if n.name == node.name:
+                self.nodes[i] = node
+                return
+        self.nodes.append(node)
+
+    def _wait_old_links_gone(self, name: str, timeout: float = 10) -> None:
+        """A machine booted again: its old network namespace goes once the last socket in it
+        is closed (the stand-in closes its IMDS and relay a moment after the old PID 1 died),
+        and with it the fabric's end of its veths; the new ones take the same names."""
+        devs = [f"v-{name}" + (f"-{e.device}" if e.device else "")
+                for e in self._instances[name]["enis"]]
+        netns.wait_for(lambda: all(sh("ip", "-n", self.fabric, "link", "show", "dev", d,
+                                      check=False).returncode != 0 for d in devs),
+                       timeout, f"the old links of {name} gone", step=0.1)
 
     def _start_cluster(self) -> None:
         self.cluster = pcmk.Lab(nodes=self.count_nodes, agents=self.agents,
                                 name=self.name, client=self.want_client,
                                 binary=self.binary, network=self, stonith=self.stonith)
         self.cluster.start()
+        threading.Thread(target=self._boot_started_instances, daemon=True).start()
+
+    def _boot_started_instances(self) -> None:
+        """A started instance whose machine is gone boots again (pcmk.Lab.boot): the cloud
+        says running, so the node comes back and rejoins, as on a real cloud. Runs until
+        close(); what it booted, and any failure, is in self.boots."""
+        names = {v["instance_id"]: k for k, v in self._instances.items()}
+        seen, stopped = 0, set()
+        while not self._closing.wait(0.2):
+            try:
+                events = self._control("GET", "power")["events"]
+            except Exception:
+                continue
+            for e in events[seen:]:
+                name = names.get(e["instance"])
+                cluster = self.cluster
+                if not name or cluster is None:
+                    continue
+                if e["state"] in ("stopped", "STOPPED"):
+                    stopped.add(name)
+                elif e["state"] in ("running", "RUNNING") and name in stopped:
+                    stopped.discard(name)
+                    try:
+                        cluster.boot(name)
+                        self.boots.append((time.monotonic(), name, None))
+                    except Exception as err:  # keep watching; the test sees it in boots
+                        self.boots.append((time.monotonic(), name, repr(err)))
+            seen = len(events)
 
     # -- state, directly (not counted)
 
@@ -623,7 +671,7 @@ class Ec2Lab:
         self._control("POST", "power", {"delay": seconds})
 
     def power_events(self, since: float | None = None) -> list[dict]:
-        """Every power state an instance entered: {t (epoch), instance, state}."""
+        """Every power state an instance entered: {t (time.monotonic()), instance, state}."""
         events = self._control("GET", "power")["events"]
         return [e for e in events if since is None or e["t"] >= since]
 
@@ -764,6 +812,7 @@ class Ec2Lab:
         """Stop everything by PID, delete the namespaces; safe to call twice."""
         t0 = time.monotonic()
         errors = []
+        self._closing.set()
         if self.cluster is not None:
             try:
                 self.cluster.stop()

@@ -523,6 +523,12 @@ class DataPlane:
                 self.fabric = body["fabric"]
             for iface, (dev, mac) in (body.get("devs") or {}).items():
                 self.devs[iface] = (dev, mac)
+                # A booted-again machine's veth is new: what went through the old one is
+                # gone with it, so apply it again.
+                for ip in [ip for ip, t in self.applied.items() if t and t[0] == dev]:
+                    del self.applied[ip]
+                for key in [k for k, t in self.applied_routes.items() if t and t[0] == dev]:
+                    del self.applied_routes[key]
             if "lag" in body:
                 self.lag = float(body["lag"])
         elif path != "dataplane/sync":
@@ -541,6 +547,16 @@ class DataPlane:
             with self.synced:
                 self.generation += 1
                 self.synced.notify_all()
+
+    def unplug(self, interfaces: list[str]) -> None:
+        """A powered-off instance's links go down with it: delete the fabric's end of each of
+        its interfaces' veths (which takes the machine's end too). A machine booted again is
+        wired anew (control: devs)."""
+        for iface in interfaces:
+            dev = self.devs.get(iface, (None,))[0]
+            if dev and self.fabric:
+                subprocess.run(["ip", "-n", self.fabric, "link", "del", dev],
+                               capture_output=True)
 
     def wait_synced(self, timeout: float = 5.0) -> None:
         """Returns after one full cycle that started after this call."""
@@ -743,6 +759,7 @@ class Cloud:
     def add_node(self, spec: dict) -> None:
         """IMDS and relay inside the node's namespace (spec: name, netns path, instance_id,
         key, optional pid of the machine whose death closes them)."""
+        self.close_node(spec["name"])  # a machine booted again: its old self is gone
         node = ImdsNode(self, spec)
         imds_sock = nssock.listen_in(spec["netns"], ("169.254.169.254", 80))
         relay_sock = nssock.listen_in(spec["netns"], ("127.0.0.1", self.endpoint_port))
@@ -770,8 +787,11 @@ class Cloud:
                 self.power_done(iid, on)
 
     def power_done(self, iid: str, on: bool) -> None:
-        if not on:
+        if not on and iid in self.instance_pids:  # a machine (Pacemaker form) powers off
             power_off(self.instance_pids.get(iid), f"instance {iid} stopped")
+            with MOTO:
+                enis = [e.id for e in backend(self.region).get_instance(iid).nics.values()]
+            self.dataplane.unplug(enis)
         self.set_state(iid, "running" if on else "stopped")
         self.power_event(iid, "running" if on else "stopped")
 
@@ -782,7 +802,7 @@ class Cloud:
 
     def power_event(self, iid: str, state: str) -> None:
         with MOTO:
-            self.power_events.append({"t": time.time(), "instance": iid, "state": state})
+            self.power_events.append({"t": time.monotonic(), "instance": iid, "state": state})
 
     def close_node(self, name: str) -> None:
         server, relay = self.servers.pop(name, (None, None))

@@ -148,11 +148,12 @@ class OciLab(Ec2Lab):
                  pacemaker: bool = False, agents=("vip",), binary: str | None = None,
                  second_vnic=False, client: bool = True, vcn_cidr: str = "10.0.0.0/16",
                  subnet_cidr: str = "10.0.1.0/24", client_cidr: str = "10.0.2.0/24",
-                 dataplane_lag: float = 0.0, token_lifetime: float = 1200.0):
+                 dataplane_lag: float = 0.0, token_lifetime: float = 1200.0,
+                 stonith: bool = False):
         super().__init__(nodes=nodes, name=name, region=region, pacemaker=pacemaker,
                          agents=agents, binary=binary, second_eni=second_vnic, client=client,
                          vpc_cidr=vcn_cidr, subnet_cidr=subnet_cidr, client_cidr=client_cidr,
-                         dataplane_lag=dataplane_lag)
+                         dataplane_lag=dataplane_lag, stonith=stonith)
         self.dir = SCRATCH / f"{name}-{self.tag.rsplit('-', 1)[-1]}.{os.getpid()}"
         self.vcn_cidr = vcn_cidr
         self.region_key, self.region_short = REGIONS.get(region, (region[:3].upper(), region))
@@ -266,10 +267,10 @@ class OciLab(Ec2Lab):
         self.nodes[-1] = OciNode(self.nodes[-1], self._info[self.nodes[-1].name])
 
     def attach(self, machine) -> None:
-        n = len(self.nodes)
         super().attach(machine)
-        if len(self.nodes) > n:
-            self.nodes[-1] = OciNode(self.nodes[-1], self._info[self.nodes[-1].name])
+        for i, n in enumerate(self.nodes):
+            if n.name == machine.name and not isinstance(n, OciNode):
+                self.nodes[i] = OciNode(n, self._info[n.name])
 
     def _write_aws_cli(self) -> None:
         """(Ec2Lab's hook) the `oci` wrapper ocivip runs: oci-cli with --endpoint, the

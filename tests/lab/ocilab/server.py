@@ -123,6 +123,7 @@ class Cloud:
         self.imds: dict[str, "ImdsNode"] = {}
         self.servers: dict[str, tuple] = {}
         self.pids: dict[str, int] = {}
+        self.machine_pids: dict[str, int] = {}  # node name -> its machine's PID 1 (kept)
         self.power_delay = 0.0  # seconds in STOPPING/STARTING, see power()
         self.power_events: list[dict] = []
         self.dataplane = OciDataPlane(self)
@@ -175,10 +176,9 @@ class Cloud:
                 "virtualRouterIp": s["router"], "virtualRouterMac": "00:00:17:00:00:01"}
 
     def live_vnic(self, vid: str) -> dict | None:
-        v = self.vnics.get(vid)
-        if v is None or not self.instances[v["instance"]]["running"]:
-            return None
-        return v
+        # A stopped instance keeps its VNICs and their private IPs, as in OCI: the API still
+        # shows them (and a private IP on one can be moved away); only its traffic stops.
+        return self.vnics.get(vid)
 
     def pip_by_ip(self, ip: str) -> dict | None:
         return next((p for p in self.private_ips.values() if p["ip"] == ip), None)
@@ -257,10 +257,11 @@ class Cloud:
     def step(self, inst: dict, steps: list[str], action: str) -> None:
         with STATE:
             state, rest = steps[0], steps[1:]
-            if state == "STOPPED":
-                power_off(self.pids.get(inst["name"]), f"instance {inst['id']} {action}")
+            if state == "STOPPED" and inst["name"] in self.machine_pids:  # Pacemaker form
+                power_off(self.machine_pids[inst["name"]], f"instance {inst['id']} {action}")
+                self.dataplane.unplug([v["id"] for v in inst["vnics"]])
             inst["state"], inst["running"] = state, state in ("RUNNING", "STOPPING")
-            self.power_events.append({"t": time.time(), "instance": inst["id"],
+            self.power_events.append({"t": time.monotonic(), "instance": inst["id"],
                                       "state": state})
             if not rest:
                 return
@@ -272,6 +273,7 @@ class Cloud:
                 self.step(inst, rest, action)
 
     def add_node(self, spec: dict) -> None:
+        self.close_node(spec["name"])  # a machine booted again: its old self is gone
         node = ImdsNode(self, spec)
         imds_sock = nssock.listen_in(spec["netns"], ("169.254.169.254", 80))
         relays = [Relay(nssock.listen_in(spec["netns"], ("127.0.0.1", port)), port)
@@ -283,6 +285,7 @@ class Cloud:
         self.servers[node.name] = (server, relays)
         if spec.get("pid"):
             self.pids[node.name] = int(spec["pid"])
+            self.machine_pids[node.name] = int(spec["pid"])
 
     def close_node(self, name: str) -> None:
         server, relays = self.servers.pop(name, (None, []))
@@ -634,7 +637,8 @@ class ApiHandler(QuietHandler):
         req.operation, args = route(req)
         req.action = req.operation
         entry = {"t": t0, "operation": req.operation, "method": self.command,
-                 "path": req.path, "principal": req.principal, "auth": None,
+                 "path": req.path, "query": req.query, "principal": req.principal,
+                 "auth": None,
                  "key_id": (req.key_id[:24] + "...") if req.key_id and
                  req.key_id.startswith("ST$") else req.key_id,
                  "status": None, "code": None, "fault": None, "error": None,
