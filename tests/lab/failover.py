@@ -276,17 +276,19 @@ def cloud_events(lab, since: float) -> list[tuple[float, str]]:
 
 
 def stonith_failover(lab, vip: str, params: dict, fence_params: dict, power_delay: float = 0,
-                     reboot: bool = False, bound: float = 60.0, log=print) -> Outcome:
+                     reboot: bool = False, bound: float = 60.0, log=print,
+                     fail: str = "freeze") -> Outcome:
     """The production setup on a cloud lab with STONITH on (stonith=True): a fence_cloudha
     device per node, resource-stickiness so a rebooted node does not take the VIP back, power
-    calls taking `power_delay` s as on a real cloud; node 1 is frozen (only fencing takes it
-    down) and the VIP must come back on node 2. The outcome's events hold the cloud's side."""
+    calls taking `power_delay` s as on a real cloud; node 1 fails (`freeze`: only fencing
+    takes it down; `crash`) and the VIP must come back on node 2. The outcome's events hold
+    the cloud's side."""
     c = lab.cluster
     c.node("node2").run(["crm_attribute", "--type", "rsc_defaults", "--name",
                          "resource-stickiness", "--update", "1000"])
     fence_devices(c, fence_params, reboot=reboot)
     lab.set_power_delay(power_delay)
-    out = run(c, log=log, bound=bound, vip=vip, params=params, fail="freeze")
+    out = run(c, log=log, bound=bound, vip=vip, params=params, fail=fail)
     out.events += cloud_events(lab, out.crash_at)
     return out
 
@@ -306,7 +308,7 @@ def check_fenced_first(lab, out: Outcome, target: str = "node1", by: str = "node
     assert stopped, "the instance never reached stopped"
     moves = [x for x in calls if (x.get("action") or x.get("operation")) in MOVE_CALLS]
     assert moves and moves[0]["t"] > stopped[0], ("the address moved before the fence", moves)
-    print(f"freeze -> power call {stops[0]['t'] - out.crash_at:.3f}s, -> stopped "
+    print(f"{out.fail} -> power call {stops[0]['t'] - out.crash_at:.3f}s, -> stopped "
           f"{stopped[0] - out.crash_at:.3f}s, -> address moved {moves[0]['t'] - out.crash_at:.3f}s")
 
 
