@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
-"""`make demo`: a real two-node Pacemaker cluster on a local EC2 moves a cloudha VIP when a node
-dies.
+"""`make demo`: a real two-node Pacemaker cluster on a local EC2, with STONITH on as in
+production, moves a cloudha VIP when a node hangs.
 
 Brings up the EC2 lab (tests/lab/ec2lab: moto with fidelity fixes, IMDSv2 inside each node, a
-VPC fabric that delivers an address only to the ENI EC2 says holds it) with a two-node
-Corosync/Pacemaker cluster on it (tests/lab/pcmk.py), creates vip1 (ocf:cloudha:vip,
-cloud=aws) on node1, crashes node1 (SIGKILL of its PID 1), prints what a client in another
-subnet polling the VIP every 50 ms saw and which ENI EC2 says holds the address, and tears
-everything down. ``--l2`` runs the same failover on a plain L2 network (cloud=none) instead.
-Needs root; CLOUDHA_BIN names the binary (the Makefile sets it). Exit status 1 when the VIP
-did not come back on node2.
+VPC fabric that delivers an address only to the ENI EC2 says holds it, instances that take
+STOP_DELAY s to stop as on EC2) with a two-node Corosync/Pacemaker cluster on it
+(tests/lab/pcmk.py), stonith-enabled=true and one fence_cloudha device per node, creates vip1
+(ocf:cloudha:vip, cloud=aws) on node1, then freezes node1 (SIGSTOP: its corosync stops
+answering while its instance still runs, so only fencing can take it down). Node 2 fences it
+through the EC2 API (StopInstances, confirmed stopped), then starts the VIP; Pacemaker's reboot
+starts the instance again and the lab boots node1, which rejoins. Prints the timeline (lost,
+fence requested, instance stopped, fence confirmed, start done, client answered), what a client
+in another subnet polling the VIP every 50 ms saw and which ENI EC2 says holds the address, and
+tears everything down. ``--l2`` runs a failover on a plain L2 network (cloud=none, no STONITH)
+instead. Needs root; CLOUDHA_BIN names the binary (the Makefile sets it). Exit status 1 when
+the VIP did not come back on node2 (or, with STONITH, node1 was not fenced first).
 """
 
 import argparse
@@ -34,7 +39,8 @@ def report(t0: float, out, failures) -> int:
     if out.outage is not None:
         crash_to_node2 = out.first_from("node2", out.crash_at) - out.crash_at
         say(f"RESULT: the client lost the VIP for {out.outage:.2f}s (last answer from node1 -> "
-            f"first answer from node2); node2 answered {crash_to_node2:.2f}s after the crash.")
+            f"first answer from node2); node2 answered {crash_to_node2:.2f}s after node1 "
+            f"{'froze' if out.fail == 'freeze' else 'crashed'}.")
     else:
         say("RESULT: FAILED - node2 never answered on the VIP")
     if failures:
@@ -43,35 +49,57 @@ def report(t0: float, out, failures) -> int:
     return 0 if ok else 1
 
 
+STOP_DELAY = 2.0  # seconds an instance is `stopping` (EC2 takes seconds to a minute)
+
+
 def aws_demo(t0: float) -> int:
     from ec2lab import Ec2Lab
 
     vip = "10.0.1.100"
     say("== bringing up a local EC2 (VPC 10.0.0.0/16) and 2 Pacemaker nodes on it, a client in "
-        "subnet 10.0.2.0/24")
-    with Ec2Lab(nodes=2, name="demo", pacemaker=True, agents=("vip",)) as lab:
+        "subnet 10.0.2.0/24; stonith-enabled=true")
+    with Ec2Lab(nodes=2, name="demo", pacemaker=True, agents=("vip",), stonith=True) as lab:
         n1, n2 = lab.node(1), lab.node(2)
         say(f"   up in {lab.up_seconds:.1f}s: node1 {n1.ip} ({n1.instance_id}, {n1.eni_id}), "
             f"node2 {n2.ip} ({n2.instance_id}, {n2.eni_id}), client {lab.client_ip}")
-        params = {"ip": vip, "cidr_netmask": "24", "nic": "eth0", "cloud": "aws",
-                  "endpoint_url": lab.endpoint}
-        say(f"== creating vip1 = {failover.AGENT} ip={vip} cloud=aws, preferring node1; a "
-            f"hostname server on :{failover.PORT} on each node; the client polls the VIP every "
-            f"50 ms (200 ms timeout)")
-        say("== pre-flight on node2 (cloudha vip check):")
+        cloud = {"cloud": "aws", "endpoint_url": lab.endpoint}
+        params = {"ip": vip, "cidr_netmask": "24", "nic": "eth0", **cloud}
+        say("== pre-flight on node2 (cloudha vip check; fence_cloudha -o validate-all for "
+            "node1):")
         check = n2.exec([str(lab.cluster.bin), "vip", "check", f"ip={vip}", "nic=eth0",
                          "cloud=aws", f"endpoint_url={lab.endpoint}"])
         say(indent((check.stdout + check.stderr).strip()))
-        out = failover.run(lab.cluster, log=lambda s: say(indent(s)), vip=vip, params=params)
-        say(f"== EC2 after the crash: {vip} is held by {lab.owners(vip)} "
+        fence = n2.machine.run(["/usr/sbin/fence_cloudha", "-o", "validate-all", "-n", "node1",
+                                "--cloud=aws", f"--endpoint-url={lab.endpoint}"], check=False)
+        say(indent((fence.stdout + fence.stderr).strip()))
+        say("== fence devices: pcs stonith create fence-nodeN fence_cloudha cloud=aws "
+            "pcmk_host_list=nodeN (on the other node; the Name tag maps node to instance)")
+        say(f"== creating vip1 = {failover.AGENT} ip={vip} cloud=aws, preferring node1; a "
+            f"hostname server on :{failover.PORT} on each node; the client polls the VIP every "
+            f"50 ms (200 ms timeout); instances take {STOP_DELAY:.0f}s to stop")
+        out = failover.stonith_failover(lab, vip, params, {**cloud, "power_timeout": "60"},
+                                        power_delay=STOP_DELAY, reboot=True,
+                                        log=lambda s: say(indent(s)))
+        say(f"== EC2 after the failover: {vip} is held by {lab.owners(vip)} "
             f"(node2's ENI is {n2.eni_id})")
-        say("== crm_mon -1rf on node2:")
-        say(indent(lab.cluster.crm_mon(on="node2", args=("-1rf",))))
         failures = failover.vip1_failures(lab.cluster.status(on="node2"))
         if lab.owners(vip) != [n2.eni_id]:
             failures.append({"ec2": f"{vip} held by {lab.owners(vip)}"})
-        say("== timeline (seconds relative to the crash)")
+        try:
+            failover.check_fenced_first(lab, out)
+        except AssertionError as e:
+            failures.append({"fencing": str(e)})
+        say("== timeline (seconds relative to the freeze)")
         say(out.timeline())
+        say("== the fenced failover, step by step:")
+        for label, t in out.milestones():
+            say(f"   {label:<18} +{t:6.2f}s")
+        say("== node1 boots again (Pacemaker's reboot started its instance) and rejoins:")
+        try:
+            failover.check_rejoined(lab, "node1", vip)
+            say(indent(lab.cluster.crm_mon(on="node2", args=("-1rf",))))
+        except (AssertionError, TimeoutError) as e:
+            failures.append({"rejoin": str(e)})
         say("== teardown")
     return report(t0, out, failures)
 

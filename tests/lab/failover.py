@@ -96,6 +96,26 @@ class Outcome:
                 out.append([t, t, label, 1])
         return [tuple(s) for s in out]
 
+    # What an admin asks of a fenced failover, in order: (label, words of the event).
+    MILESTONES = (("node lost", "state is now lost"), ("fencing requested", "Requesting fencing"),
+                  ("power call", "cloud: StopInstances"), ("power call", "cloud: InstanceAction"),
+                  ("instance stopped", "is stopped"), ("instance stopped", "is STOPPED"),
+                  ("fence confirmed", "was terminated"),
+                  ("VIP start done", "Result of start operation"))
+
+    def milestones(self) -> list[tuple[str, float]]:
+        """(label, seconds after the failure) of each milestone that happened, the first
+        answer from node2 last ("client answered")."""
+        out = {}
+        for label, words in self.MILESTONES:
+            ts = [t for t, what in self.events if words in what and t >= self.crash_at]
+            if ts and label not in out:
+                out[label] = min(ts) - self.crash_at
+        first = self.first_from("node2", self.crash_at)
+        if first is not None:
+            out["client answered"] = first - self.crash_at
+        return sorted(out.items(), key=lambda kv: kv[1])
+
     def timeline(self, window: float = 2.0) -> str:
         """Human-readable timeline relative to the crash, from `window` s before it."""
         rows = [(t, f"client: {label} x{n}" + (f" (until {e - self.crash_at:+.3f}s)"
@@ -319,8 +339,11 @@ def check_rejoined(lab, name: str, vip: str, timeout: float = 60) -> None:
     c.wait_for(lambda: any(n == name for _, n, _ in lab.boots), timeout,
                f"{name} booted again")
     assert not [b for b in lab.boots if b[2]], lab.boots
-    c.wait_for(lambda: (c.status(on="node2", check=False) or {"nodes": {}})["nodes"]
-               .get(name, {}).get("online"), timeout, f"{name} online again")
+    def joined():
+        node = (c.status(on="node2", check=False) or {"nodes": {}})["nodes"].get(name, {})
+        return node.get("online") and not node.get("pending")
+
+    c.wait_for(joined, timeout, f"{name} online again (joined, not pending)")
     owner = c.where(RSC, on="node2")
     assert owner == ["node2"], owner
     print(f"{name} rejoined; vip1 stays on {owner}")

@@ -611,7 +611,8 @@ class Lab:
             return None
         dc = root.find("summary/current_dc")
         nodes = {
-            e.get("name"): {"online": e.get("online") == "true", "standby": e.get("standby")}
+            e.get("name"): {"online": e.get("online") == "true", "standby": e.get("standby"),
+                            "pending": e.get("pending") == "true"}
             for e in root.iterfind("nodes/node")
         }
         resources = {}
