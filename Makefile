@@ -6,7 +6,7 @@ export CLOUDHA_BIN := $(CARGO_TARGET_DIR)/$(TRIPLE)/debug/cloudha
 CARGO ?= cargo
 
 .PHONY: deps build test lint unit lab demo packages test-packages bench-vxlan bench-vip bench-aws \
-	bench-oci bench-route-table reliability
+	bench-oci bench-route-table bench-fence reliability
 
 deps:
 	./scripts/install-deps.sh
@@ -67,6 +67,14 @@ bench-oci: deps
 bench-route-table: deps
 	$(CARGO) build --release --locked
 	CLOUDHA_BIN=$(CARGO_TARGET_DIR)/$(TRIPLE)/release/cloudha python3 bench/route_table.py
+
+# fence_cloudha against fence-agents' fence_aws on the EC2 lab: wall, CPU, max RSS and EC2 calls
+# of status, monitor, off and reboot, off with a slow stop (polling granularity), and the
+# client-observed outage of a frozen node in a cluster with STONITH on; then fence_cloudha on
+# the OCI lab. Needs root.
+bench-fence: deps
+	$(CARGO) build --release --locked
+	CLOUDHA_BIN=$(CARGO_TARGET_DIR)/$(TRIPLE)/release/cloudha python3 bench/fence.py
 
 # The reliability matrix (faults, kills inside every API call, races) on the EC2 and OCI labs
 # and the no-panic sweep; prints the tables and writes docs/reliability.md. Needs root.

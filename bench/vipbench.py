@@ -58,16 +58,20 @@ class Run:
             rc, wall, cpu, rss_mb, calls, err)
 
 
-def measure(lab, node, argv, env, api_calls, timeout: float = 120) -> Run:
-    """Run argv in node's namespace; api_calls(since) -> the API calls to count."""
+def measure(lab, node, argv, env, api_calls, timeout: float = 120, input=None) -> Run:
+    """Run argv in node's namespace (`input` on its stdin); api_calls(since) -> the API calls
+    to count. The Run's .start and .end are time.monotonic() around the call."""
     out = lab.dir / "bench-time"
     t = time.monotonic()
-    p = node.exec(["bash", "-c", TIMED, str(out), *argv], env=env, timeout=timeout)
+    p = node.exec(["bash", "-c", TIMED, str(out), *argv], env=env, timeout=timeout, input=input)
+    end = time.monotonic()
     calls = api_calls(t)
     wall, user, sys_ = out.read_text().split()[-3:]
     rss_kb = int(Path(f"{out}.rss").read_text().split()[-1])
-    return Run(p.returncode, float(wall), float(user) + float(sys_), rss_kb / 1024, calls,
-               Path(f"{out}.err").read_text())
+    run = Run(p.returncode, float(wall), float(user) + float(sys_), rss_kb / 1024, calls,
+              Path(f"{out}.err").read_text())
+    run.start, run.end, run.out = t, end, p.stdout
+    return run
 
 
 def cycle(agent, lab, runs, reset) -> dict[str, list[Run]]:

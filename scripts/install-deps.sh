@@ -34,6 +34,14 @@ PY
     || pip_install 'moto[server,ec2]>=5.2,<5.3'
 python3 -c 'import boto3' 2>/dev/null || pip_install boto3
 has_version awscli 1.29 2 || pip_install 'awscli>=1.29,<2'
+# fence-agents' fence_aws (the fencing benchmark's peer, tests/lab/test_fence_aws.py) with a
+# boto3 that honours AWS_ENDPOINT_URL (Debian's 1.26 does not): a venv over Debian's Python,
+# so fence-agents' own imports (pycurl, requests) still come from Debian.
+/opt/fence-aws/bin/python -c 'import boto3, sys
+sys.exit(tuple(map(int, boto3.__version__.split(".")[:2])) < (1, 28))' 2>/dev/null || {
+    /usr/bin/python3 -m venv --system-site-packages /opt/fence-aws &&
+        /opt/fence-aws/bin/pip install -q 'boto3>=1.28,<2'
+}
 # The OCI lab (tests/lab/ocilab): Oracle's Python SDK (PyPI oci: the reference signer and an
 # independent client of the stand-in) in the system Python, and oci-cli for resource-agents'
 # ocivip in a venv of its own (as Oracle's installer does; its pins would move boto's deps).

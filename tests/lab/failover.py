@@ -240,20 +240,23 @@ def check_moved_to_node2(lab: pcmk.Lab, out: Outcome, bound: float, agent: str, 
 
 
 def fence_devices(lab: pcmk.Lab, params: dict, delay: dict | None = None,
-                  reboot: bool = False) -> None:
+                  reboot: bool = False, agent: str = "fence_cloudha",
+                  per_node: dict | None = None) -> None:
     """One fence_cloudha device per node (`params` its cloud settings), each kept off the node
     it fences; `delay` {node: seconds} delays the fencing of that node (the two-node race
     guard). nodename maps to the instance by its Name tag: no pcmk_host_map. Pacemaker's
     fencing action is reboot; unless `reboot`, the devices turn it into off (the instance
     stays stopped, as many cloud sites set it). With `reboot` the instance is started again
-    and the lab boots its node, which rejoins."""
-    delay = delay or {}
+    and the lab boots its node, which rejoins. `agent` and `per_node` {node: {param: value}}
+    let a peer (fence_aws, which needs pcmk_host_map) run in the same setup."""
+    delay, per_node = delay or {}, per_node or {}
     names = [n.name for n in lab.nodes]
     for target in names:
         runs_on = next(n for n in names if n != target)
         extra = [f"delay={delay[target]}"] if target in delay else []
         extra += [] if reboot else ["pcmk_reboot_action=off"]
-        lab.node(runs_on).run(["pcs", "stonith", "create", f"fence-{target}", "fence_cloudha"]
+        extra += [f"{k}={v}" for k, v in per_node.get(target, {}).items()]
+        lab.node(runs_on).run(["pcs", "stonith", "create", f"fence-{target}", agent]
                               + [f"{k}={v}" for k, v in params.items()] + extra
                               + [f"pcmk_host_list={target}", "op", "monitor",
                                  "interval=60s"])
@@ -297,7 +300,7 @@ def cloud_events(lab, since: float) -> list[tuple[float, str]]:
 
 def stonith_failover(lab, vip: str, params: dict, fence_params: dict, power_delay: float = 0,
                      reboot: bool = False, bound: float = 60.0, log=print,
-                     fail: str = "freeze") -> Outcome:
+                     fail: str = "freeze", **devices) -> Outcome:
     """The production setup on a cloud lab with STONITH on (stonith=True): a fence_cloudha
     device per node, resource-stickiness so a rebooted node does not take the VIP back, power
     calls taking `power_delay` s as on a real cloud; node 1 fails (`freeze`: only fencing
@@ -306,7 +309,7 @@ def stonith_failover(lab, vip: str, params: dict, fence_params: dict, power_dela
     c = lab.cluster
     c.node("node2").run(["crm_attribute", "--type", "rsc_defaults", "--name",
                          "resource-stickiness", "--update", "1000"])
-    fence_devices(c, fence_params, reboot=reboot)
+    fence_devices(c, fence_params, reboot=reboot, **devices)
     lab.set_power_delay(power_delay)
     out = run(c, log=log, bound=bound, vip=vip, params=params, fail=fail)
     out.events += cloud_events(lab, out.crash_at)

@@ -670,6 +670,19 @@ class Ec2Lab:
         power call before the machine is off (or the instance running), as on a real cloud."""
         self._control("POST", "power", {"delay": seconds})
 
+    def wait_power_settled(self, timeout: float = 30) -> None:
+        """Returns once no instance is in a middle power state (stopping, pending; OCI:
+        STOPPING, STARTING), so no timer of the stand-in changes a state later."""
+        middle = ("stopping", "pending", "STOPPING", "STARTING")
+
+        def settled():
+            last = {}
+            for e in self.power_events():
+                last[e["instance"]] = e["state"]
+            return not any(s in middle for s in last.values())
+
+        netns.wait_for(settled, timeout, "every instance out of stopping/pending", step=0.1)
+
     def power_events(self, since: float | None = None) -> list[dict]:
         """Every power state an instance entered: {t (time.monotonic()), instance, state}."""
         events = self._control("GET", "power")["events"]
