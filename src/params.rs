@@ -45,6 +45,12 @@ pub struct Param {
     pub reloadable: bool,
     /// The one-letter command-line option of a fence agent (`-o`, `-n`), if it has one.
     pub short: Option<char>,
+    /// The caller always passes it (the fencer's action and plug): meta-data lists it as
+    /// required, validation does not insist (nodename stands in for plug).
+    pub caller_supplies: bool,
+    /// The newer parameter that replaces this one (meta-data: deprecated, and `obsoletes` on
+    /// the replacement).
+    pub replaced_by: Option<&'static str>,
     pub shortdesc: &'static str,
     pub longdesc: &'static str,
 }
@@ -60,6 +66,8 @@ impl Param {
             unique_group: None,
             reloadable: false,
             short: None,
+            caller_supplies: false,
+            replaced_by: None,
             shortdesc,
             longdesc,
         }
@@ -86,6 +94,14 @@ impl Param {
     }
     pub const fn short(mut self, c: char) -> Self {
         self.short = Some(c);
+        self
+    }
+    pub const fn caller_supplies(mut self) -> Self {
+        self.caller_supplies = true;
+        self
+    }
+    pub const fn replaced_by(mut self, newer: &'static str) -> Self {
+        self.replaced_by = Some(newer);
         self
     }
 

@@ -479,7 +479,8 @@ pub fn man_fence(date: &str) -> String {
     sh(&mut w, "FILES");
     para(
         &mut w,
-        "/usr/share/doc/cloudha/examples/iam-policy-fence.json: the least-privilege IAM policy.",
+        "/usr/share/doc/cloudha/examples/iam-policy-fence.json: the least-privilege IAM policy. \
+         /usr/share/doc/cloudha/examples/oci-policy-fence.txt: the OCI policy statements.",
     );
     sh(&mut w, "SEE ALSO");
     let _ = writeln!(w, "cloudha(8), stonith_admin(8)");

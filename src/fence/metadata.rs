@@ -40,13 +40,14 @@ pub fn xml() -> String {
         "<vendor-url>https://aws.amazon.com/ec2/</vendor-url>\n<parameters>"
     );
     for p in PARAMS {
-        // plug is required by the fencer's contract even though nodename can stand in.
-        let required = matches!(p.name, "action" | "plug" | "port");
-        let extra = match p.name {
-            "plug" => " obsoletes=\"port\"",
-            "port" => " deprecated=\"1\"",
-            _ => "",
-        };
+        let required = p.required || p.caller_supplies;
+        let mut extra = String::new();
+        if p.replaced_by.is_some() {
+            extra.push_str(" deprecated=\"1\"");
+        }
+        for old in PARAMS.iter().filter(|o| o.replaced_by == Some(p.name)) {
+            let _ = write!(extra, " obsoletes=\"{}\"", old.name);
+        }
         let _ = writeln!(
             w,
             "\t<parameter name=\"{}\" unique=\"0\" required=\"{}\"{extra}>",
@@ -56,14 +57,24 @@ pub fn xml() -> String {
         let ty = match p.ty {
             Type::Integer { .. } => "second",
             Type::Boolean => "boolean",
+            Type::Select(_) => "select",
             _ => "string",
         };
-        match p.default {
-            Some(d) => {
-                let _ = writeln!(w, "\t\t<content type=\"{ty}\" default=\"{}\" />", esc(d));
+        let default = p
+            .default
+            .map(|d| format!(" default=\"{}\"", esc(d)))
+            .unwrap_or_default();
+        match p.ty {
+            // The words a select takes, as fence-agents lists them (pcs checks values by them).
+            Type::Select(words) => {
+                let _ = writeln!(w, "\t\t<content type=\"{ty}\"{default}>");
+                for word in words {
+                    let _ = writeln!(w, "\t\t\t<option value=\"{}\" />", esc(word));
+                }
+                let _ = writeln!(w, "\t\t</content>");
             }
-            None => {
-                let _ = writeln!(w, "\t\t<content type=\"{ty}\" />");
+            _ => {
+                let _ = writeln!(w, "\t\t<content type=\"{ty}\"{default} />");
             }
         }
         let _ = writeln!(

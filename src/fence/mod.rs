@@ -41,7 +41,8 @@ crate::choice! {
 const ACTION: Key<FenceAction> = Key::new(
     Param::new("action", "Fencing action", "The fencing action.")
         .short('o')
-        .default("reboot"),
+        .default("reboot")
+        .caller_supplies(),
 );
 const PLUG: Key<Option<String>> = Key::new(
     Param::new(
@@ -52,7 +53,8 @@ const PLUG: Key<Option<String>> = Key::new(
          passes the node name here unless pcmk_host_map maps it), so pcmk_host_map is \
          optional. When it is not given, nodename is looked up the same way.",
     )
-    .short('n'),
+    .short('n')
+    .caller_supplies(),
 );
 const PORT: Key<Option<String>> = Key::new(
     Param::new(
@@ -60,7 +62,9 @@ const PORT: Key<Option<String>> = Key::new(
         "Instance to fence",
         "The same as plug (its older name).",
     )
-    .short('n'),
+    .short('n')
+    .caller_supplies()
+    .replaced_by("plug"),
 );
 const NODENAME: Key<Option<String>> = Key::new(Param::new(
     "nodename",
