@@ -21,11 +21,12 @@ pub fn values(decls: &'static [Param], pairs: &[(&str, &str)]) -> Result<Values>
     Values::validate(decls, &raw)
 }
 
-/// A context for unit tests: no DMI data, no run directory unless given, depth 0, five
+/// A context for unit tests: no DMI data and no run directory unless given, depth 0, five
 /// seconds to go.
 pub struct TestCtx<'a> {
     host: &'a dyn Host,
     run_dir: Option<&'a Path>,
+    dmi_dir: Option<&'a Path>,
     probe: bool,
     check_level: u32,
     cloud: Option<&'a dyn Cloud>,
@@ -37,6 +38,7 @@ impl<'a> TestCtx<'a> {
         TestCtx {
             host,
             run_dir: None,
+            dmi_dir: None,
             probe: false,
             check_level: 0,
             cloud: None,
@@ -56,6 +58,10 @@ impl<'a> TestCtx<'a> {
         self.run_dir = Some(dir);
         self
     }
+    pub fn dmi_dir(mut self, dir: &'a Path) -> Self {
+        self.dmi_dir = Some(dir);
+        self
+    }
     pub fn cloud(mut self, cloud: &'a dyn Cloud) -> Self {
         self.cloud = Some(cloud);
         self
@@ -66,7 +72,7 @@ impl<'a> TestCtx<'a> {
     }
     pub fn run<T>(self, f: impl FnOnce(&Ctx) -> T) -> T {
         let paths = Paths {
-            dmi_dir: "/nonexistent".into(),
+            dmi_dir: self.dmi_dir.unwrap_or(Path::new("/nonexistent")).into(),
             run_dir: self.run_dir.unwrap_or(Path::new("/nonexistent")).into(),
             corosync_conf: "/nonexistent".into(),
         };

@@ -182,8 +182,9 @@ where
 
 /// Recognise the cloud from DMI data, which both clouds fill in on every instance shape:
 /// EC2 (Xen and Nitro) puts "Amazon EC2" in sys_vendor or an `i-…` board asset tag; OCI puts
-/// "OracleCloud.com" in the chassis asset tag.
-pub fn detect(dmi_dir: &Path) -> CloudKind {
+/// "OracleCloud.com" in the chassis asset tag. A cloud we have no provider for is refused
+/// rather than taken for plain L2: there an address only on the OS answers nobody.
+pub fn detect(dmi_dir: &Path) -> Result<CloudKind> {
     let read = |f: &str| {
         std::fs::read_to_string(dmi_dir.join(f))
             .map(|s| s.trim().to_string())
@@ -194,12 +195,45 @@ pub fn detect(dmi_dir: &Path) -> CloudKind {
     let board_tag = read("board_asset_tag");
     let chassis_tag = read("chassis_asset_tag");
     if chassis_tag == "OracleCloud.com" {
-        CloudKind::Oci
-    } else if vendor == "Amazon EC2" || bios.contains("amazon") || board_tag.starts_with("i-") {
-        CloudKind::Aws
-    } else {
-        CloudKind::None
+        return Ok(CloudKind::Oci);
     }
+    if vendor == "Amazon EC2" || bios.contains("amazon") || board_tag.starts_with("i-") {
+        return Ok(CloudKind::Aws);
+    }
+    match unsupported_cloud(&vendor, &read("product_name"), &chassis_tag) {
+        // This node cannot; another (on EC2 or OCI) might: OCF 2 bans it from this node only.
+        Some(name) => Err(Error::host_args(format!(
+            "cloud=auto: DMI data ({}) says this node runs on {name}, which cloudha has no cloud \
+             API support for (AWS and OCI only): an address configured only on the OS would \
+             not be reachable from other hosts. Set cloud=none explicitly only if this \
+             network really is plain L2",
+            dmi_dir.display()
+        ))),
+        None => Ok(CloudKind::None),
+    }
+}
+
+/// The clouds DMI identifies that we have no provider for (the marks cloud-init and the
+/// clouds' own agents use).
+fn unsupported_cloud(vendor: &str, product: &str, chassis_tag: &str) -> Option<&'static str> {
+    // Azure's constant chassis asset tag; on-premises Hyper-V has the same vendor and product.
+    if chassis_tag == "7783-7084-3265-9085-8269-3286-77" {
+        return Some("Microsoft Azure");
+    }
+    let known = [
+        (product.starts_with("Google Compute Engine"), "Google Cloud"),
+        (
+            vendor == "Alibaba Cloud" || product.starts_with("Alibaba Cloud"),
+            "Alibaba Cloud",
+        ),
+        (vendor == "DigitalOcean", "DigitalOcean"),
+        (vendor == "Hetzner", "Hetzner Cloud"),
+        (product.starts_with("OpenStack"), "OpenStack"),
+    ];
+    known
+        .into_iter()
+        .find(|(hit, _)| *hit)
+        .map(|(_, name)| name)
 }
 
 /// Who holds a secondary address in the cloud's view.
@@ -426,9 +460,38 @@ mod tests {
             ("board_asset_tag", "i-0123456789abcdef0", CloudKind::Aws),
             ("chassis_asset_tag", "OracleCloud.com", CloudKind::Oci),
             ("sys_vendor", "QEMU", CloudKind::None),
+            // Hyper-V on premises: Azure's vendor and product without its asset tag.
+            ("product_name", "Virtual Machine", CloudKind::None),
         ] {
-            assert_eq!(detect(dmi(&[(file, value)]).path()), kind, "{file}={value}");
+            assert_eq!(
+                detect(dmi(&[(file, value)]).path()).unwrap(),
+                kind,
+                "{file}={value}"
+            );
         }
-        assert_eq!(detect(Path::new("/nonexistent")), CloudKind::None);
+        assert_eq!(detect(Path::new("/nonexistent")).unwrap(), CloudKind::None);
+    }
+
+    #[test]
+    fn a_cloud_we_do_not_support_is_refused_by_name() {
+        for (file, value, name) in [
+            ("product_name", "Google Compute Engine", "Google Cloud"),
+            (
+                "chassis_asset_tag",
+                "7783-7084-3265-9085-8269-3286-77",
+                "Microsoft Azure",
+            ),
+            ("sys_vendor", "Alibaba Cloud", "Alibaba Cloud"),
+            ("sys_vendor", "DigitalOcean", "DigitalOcean"),
+            ("sys_vendor", "Hetzner", "Hetzner Cloud"),
+            ("product_name", "OpenStack Compute", "OpenStack"),
+        ] {
+            let e = detect(dmi(&[(file, value)]).path()).unwrap_err();
+            assert_eq!(e.kind, crate::error::Kind::HostArgs, "{file}={value}");
+            assert!(
+                e.message.contains(name) && e.message.contains("cloud=none"),
+                "{e}"
+            );
+        }
     }
 }

@@ -229,7 +229,7 @@ pub fn run(v: &Values, dmi_dir: &std::path::Path, make: MakePower) -> Result<Ans
     let kind = match d.cloud {
         FenceCloud::Aws => CloudKind::Aws,
         FenceCloud::Oci => CloudKind::Oci,
-        FenceCloud::Auto => match cloud::detect(dmi_dir) {
+        FenceCloud::Auto => match cloud::detect(dmi_dir)? {
             k @ (CloudKind::Aws | CloudKind::Oci) => k,
             other => {
                 return Err(Error::not_installed(format!(

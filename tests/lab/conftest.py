@@ -3,7 +3,7 @@
 - ``LAB = (Ec2Lab or OciLab, keyword arguments)``: one lab for the whole module; with
   ``SERVE = port`` each node serves its name there; ``ready(lab)``, if defined, finishes it.
 - ``CLUSTER = (Ec2Lab or OciLab, name, agents[, lab keyword arguments])``: a cloud lab with a
-  Pacemaker cluster on it (failover.cloud_cluster); those modules hold one test.
+  Pacemaker cluster on it (failover.cloud_cluster), one per module (its tests share it, in order).
 - ``before_each(lab)`` / ``after_each(lab)``: run around every test that uses the lab, so faults
   and denials never leak from one test into the next.
 """

@@ -40,3 +40,13 @@ def test_frozen_node1_is_fenced_through_the_api_before_the_vip_moves(lab):
     c.wait_for(lambda: not any(p.alive() for p in c.daemons["node1"].values()), 10,
                "node1's daemons killed with its instance")
     assert lab.owners(VIP) == [n2.eni_id], lab.owners(VIP)
+
+
+def test_the_fencer_lists_the_agent_and_reads_its_metadata(lab):
+    """What an admin checks first: Pacemaker's fencer finds /usr/sbin/fence_cloudha and reads
+    its meta-data (node 2 is the survivor of the test above)."""
+    node = lab.cluster.node("node2")
+    listed = node.run(["stonith_admin", "--list-installed"]).stdout.split()
+    assert "fence_cloudha" in listed, listed
+    meta = node.run(["stonith_admin", "--metadata", "--agent", "fence_cloudha"]).stdout
+    assert '<resource-agent name="fence_cloudha"' in meta and 'name="plug"' in meta, meta

@@ -52,7 +52,9 @@ const CLOUD: Key<CloudChoice> = Key::new(
          nic with AssignPrivateIpAddresses. oci: Oracle Cloud Infrastructure, the address is \
          a secondary private IP moved to the VNIC of nic (UpdatePrivateIp, or CreatePrivateIp \
          when it does not exist). auto: recognise the cloud from DMI data \
-         (/sys/class/dmi/id): aws on EC2, oci on OCI, none elsewhere.",
+         (/sys/class/dmi/id): aws on EC2, oci on OCI, refused on another cloud DMI names \
+         (Azure, Google Cloud, Alibaba Cloud, DigitalOcean, Hetzner, OpenStack: set \
+         cloud=none there only for a plain L2 network), none elsewhere.",
     )
     .default("auto"),
 );
@@ -277,7 +279,7 @@ impl Vip {
         let cloud = match self.cloud {
             Some(kind) => make(kind)?,
             None => {
-                let kind = cloud::detect(&cx.paths.dmi_dir);
+                let kind = cloud::detect(&cx.paths.dmi_dir)?;
                 make(kind).map_err(|e| {
                     e.context(format!(
                         "cloud=auto: DMI data ({}) says this node runs on {}, where an address \

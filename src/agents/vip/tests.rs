@@ -317,3 +317,22 @@ fn ipv6() {
         assert_eq!(host.addrs.borrow().last().unwrap().prefix, 64);
     });
 }
+
+#[test]
+fn auto_on_a_cloud_we_do_not_support_is_refused_and_changes_nothing() {
+    let host = lan();
+    let dmi = tempfile::tempdir().unwrap();
+    std::fs::write(dmi.path().join("product_name"), "Google Compute Engine\n").unwrap();
+    let a = agent(&[("ip", "10.0.0.200")]).unwrap();
+    let before = host.addrs.borrow().len();
+    TestCtx::new(&host).dmi_dir(dmi.path()).run(|cx| {
+        let e = a.start(cx).unwrap_err();
+        assert_eq!(e.kind, Kind::HostArgs, "{e}");
+        assert!(
+            e.message.contains("Google Cloud") && e.message.contains("cloud=none"),
+            "{e}"
+        );
+    });
+    assert_eq!(host.addrs.borrow().len(), before, "no address added");
+    assert!(host.announced.borrow().is_empty());
+}
