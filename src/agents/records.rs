@@ -54,3 +54,7 @@ impl Record {
 
 /// The record every cloud-checking agent keeps: when the cloud last confirmed the resource.
 pub const CLOUD_CHECKED: &str = "cloud-checked";
+
+/// The record of a start that configured no local address (local_address=false): without an
+/// OS address to look at, it says the resource was started here.
+pub const STARTED: &str = "started";

@@ -77,6 +77,21 @@ pub const ENDPOINT_URL: Key<Option<String>> = Key::new(Param::new(
      endpoint (default https://iaas.<region>.oraclecloud.com).",
 ));
 
+/// Whether the agent owns the OS address (vip, route-table: the same name and meaning).
+pub const LOCAL_ADDRESS: Key<bool> = Key::new(
+    Param::new(
+        "local_address",
+        "Configure the address locally",
+        "Configure ip on nic at start (removed at stop), so this node answers for the address \
+         the cloud delivers to it. false: something else owns the OS address (Oracle \
+         Clusterware's ora.<node>.vip or a SCAN VIP, another resource); the resource then only \
+         moves the address in the cloud, never adds or removes it on the OS, its local state \
+         is a marker under /run/cloudha, and monitor judges by the cloud.",
+    )
+    .ty(Type::Boolean)
+    .default("true"),
+);
+
 pub const CLOUD_CHECK_INTERVAL: Key<Duration> = Key::new(
     Param::new(
         "cloud_check_interval",

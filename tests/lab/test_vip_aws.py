@@ -535,3 +535,32 @@ def test_no_secret_or_key_id_reaches_any_log(lab, tmp_path):
     assert any("vip(" in s for s in seen), "the logs were captured"
     for marker in [key_id, secret, *role_keys]:
         assert marker not in text, f"{marker[:8]}... appears in a log"
+
+
+# ---------------------------------------------------------------- cloud side only (RAC)
+
+
+def test_cloud_only_follows_relocation_and_leaves_the_os_address_alone(lab):
+    """The Clusterware seed: Oracle's ora.<node>.vip owns the address on the OS (played here
+    by `ip addr add`), our resource with local_address=false only moves it in EC2. The client
+    is served by whichever node EC2 delivers it to; our stop never removes the OS address."""
+    n1, n2 = lab.node(1), lab.node(2)
+    recurring = {"OCF_RESKEY_CRM_meta_interval": "10000"}
+    for n in (n1, n2):  # both "ora vips" up: only the cloud decides who answers
+        n.exec(["ip", "addr", "add", f"{VIP}/24", "dev", "eth0"])
+    assert vip(lab, 1, "monitor", local_address="false").rc == 7, "probe: EC2 says nobody"
+    assert vip(lab, 1, "start", local_address="false").rc == 0
+    assert lab.owners(VIP) == [n1.eni_id]
+    lab.sync()
+    assert lab.who_answers(VIP, PORT) == "node1"
+    assert vip(lab, 1, "monitor", recurring, local_address="false").rc == 0
+    # Relocation: start on node 2, stop on node 1.
+    assert vip(lab, 2, "start", local_address="false").rc == 0
+    assert vip(lab, 1, "monitor", recurring, local_address="false",
+               cloud_check_interval="0").rc == 7, "EC2 delivers it to node 2 now"
+    assert vip(lab, 1, "stop", local_address="false").rc == 0
+    assert lab.owners(VIP) == [n2.eni_id], "node 1's stop released nothing it did not hold"
+    lab.sync()
+    assert lab.who_answers(VIP, PORT) == "node2"
+    assert has_vip(n1) and has_vip(n2), "the OS addresses belong to the ora vips"
+    assert vip(lab, 1, "monitor", recurring, local_address="false").rc == 7

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use super::checks::{check_ifname, no_such_nic, pick_link};
-use super::records::{CLOUD_CHECKED, Record};
+use super::records::{CLOUD_CHECKED, Record, STARTED};
 use super::{Action, ActionDecl, Agent, AgentDef, Ctx, Health};
 use crate::cloud::aws::Aws;
 use crate::cloud::routes::{Change, Dest, EniInfo, Needs, Routes, Selection, Table};
@@ -67,18 +67,6 @@ const NIC: Key<Option<String>> = Key::new(Param::new(
          route).",
 ));
 
-const LOCAL_ADDRESS: Key<bool> = Key::new(
-    Param::new(
-        "local_address",
-        "Configure the address locally",
-        "Configure ip as a /32 on nic at start (removed at stop), so this node accepts the \
-         traffic the routes deliver. Turn it off only when something else configures the \
-         address; the resource's local state is then a marker under /run/cloudha.",
-    )
-    .ty(Type::Boolean)
-    .default("true"),
-);
-
 const SOURCE_DEST_CHECK: Key<SourceDest> = Key::new(
     Param::new(
         "source_dest_check",
@@ -97,7 +85,7 @@ static PARAMS: &[Param] = crate::params![
         ROUTE_TABLES.param,
         CREATE_MISSING.param,
         NIC.param,
-        LOCAL_ADDRESS.param,
+        cloud::params::LOCAL_ADDRESS.param,
         SOURCE_DEST_CHECK.param,
     ],
     &cloud::params::AWS_API,
@@ -149,9 +137,6 @@ crate::choice! {
     }
 }
 
-/// The record of a start that configured no local address (local_address=false).
-const STARTED: &str = "started";
-
 pub struct RouteTable {
     ip: Ipv4Addr,
     dest: Dest,
@@ -198,7 +183,7 @@ impl RouteTable {
     fn build(v: &Values) -> Result<Box<dyn Agent>> {
         let (ip, dest) = parse_ip(v.get(&IP).trim())?;
         let tables = parse_tables(&v.get(&ROUTE_TABLES))?;
-        let local_address = v.get(&LOCAL_ADDRESS);
+        let local_address = v.get(&cloud::params::LOCAL_ADDRESS);
         if local_address && dest.len < 31 && (ip == dest.net || ip == broadcast(dest)) {
             return Err(Error::config(format!(
                 "ip={ip}/{} is the network or broadcast address of {dest}; give a host address \

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::checks::{check_ifname, never_unicast, no_such_nic, pick_link};
-use super::records::{CLOUD_CHECKED, Record};
+use super::records::{CLOUD_CHECKED, Record, STARTED};
 use super::{ActionDecl, Agent, AgentDef, Ctx, Health, standard_actions};
 use crate::cloud::{self, Cloud, CloudChoice, CloudKind, Owner};
 use crate::error::{Error, Result, shown};
@@ -98,6 +98,7 @@ static PARAMS: &[Param] = crate::params![
         cloud::params::AUTH_ENDPOINT_URL.param,
         cloud::params::DELETE_ON_STOP.param,
         cloud::params::CLOUD_CHECK_INTERVAL.param,
+        cloud::params::LOCAL_ADDRESS.param,
         ARP_COUNT.param,
         ARP_INTERVAL.param,
     ],
@@ -146,6 +147,8 @@ pub struct Vip {
     cloud: Option<CloudKind>,
     opts: cloud::Options,
     check_interval: Duration,
+    /// false: another resource owns the OS address; this one moves it in the cloud only.
+    local_address: bool,
     arp_count: u32,
     arp_interval: Duration,
 }
@@ -252,6 +255,13 @@ impl Vip {
                 )));
             }
         }
+        let local_address = v.get(&cloud::params::LOCAL_ADDRESS);
+        if !local_address && cloud == Some(CloudKind::None) {
+            return Err(Error::config(
+                "local_address=false with cloud=none leaves nothing to do: the resource would \
+                 neither configure the address nor move it in a cloud",
+            ));
+        }
         if matches!(cloud, Some(CloudKind::Aws | CloudKind::Oci)) && ip.is_ipv6() {
             return Err(Error::config(format!(
                 "ip={ip}: cloud={} moves secondary private IPv4 addresses only",
@@ -265,6 +275,7 @@ impl Vip {
             cloud,
             opts,
             check_interval: v.get(&CLOUD_CHECK_INTERVAL),
+            local_address,
             arp_count: v.get(&ARP_COUNT),
             arp_interval: Duration::from_millis(v.get(&ARP_INTERVAL)),
         }))
@@ -344,6 +355,19 @@ impl Agent for Vip {
             link.check_usable()?;
             // Claim first: if the cloud refuses, the host is exactly as it was (stray copies
             // on other interfaces included).
+            if !self.local_address {
+                if cloud.kind() == CloudKind::None {
+                    return Err(Error::host_args(
+                        "local_address=false, but this node is on no cloud (cloud=auto found \
+                         plain L2): there is nothing to move",
+                    ));
+                }
+                cloud.claim(self.ip, &link)?;
+                cloud.confirm(self.ip, &link)?;
+                self.started(cx).touch();
+                self.checked(cx).touch();
+                return Ok(());
+            }
             cloud.claim(self.ip, &link)?;
             let present = crate::host::only_on(cx.host, &link, self.ip, prefix)?;
             if present {
@@ -372,6 +396,13 @@ impl Agent for Vip {
     }
 
     fn stop(&self, cx: &Ctx) -> Result<()> {
+        if !self.local_address {
+            // The OS address belongs to whoever configured it: never removed here.
+            self.started(cx).remove();
+            self.checked(cx).remove();
+            self.release(cx, None);
+            return Ok(());
+        }
         let links = cx.host.links()?;
         let name = |i: u32| {
             links
@@ -393,9 +424,49 @@ impl Agent for Vip {
             );
         }
         self.checked(cx).remove();
-        // This node no longer answers for the address: that is the stop. Giving it back in
-        // the cloud is tidiness; a failure there must not fail the stop (Pacemaker would
-        // fence the node), and the next node's start takes the address anyway.
+        self.release(cx, held_on);
+        Ok(())
+    }
+
+    fn monitor(&self, cx: &Ctx) -> Result<Health> {
+        if !self.local_address {
+            return self.monitor_cloud_only(cx);
+        }
+        self.monitor_local(cx)
+    }
+
+    fn preflight(&self, cx: &Ctx) -> Result<Vec<String>> {
+        self.with_cloud(cx, |cloud| {
+            let (link, prefix) = self.placement(cx.host)?;
+            link.check_usable()?;
+            let mut report = vec![
+                format!("cloud: {}", cloud.kind().describe()),
+                format!("interface: {} (up, carrier, mtu {})", link.name, link.mtu),
+                if self.local_address {
+                    format!("address: {}/{prefix} on {}", self.ip, link.name)
+                } else {
+                    format!(
+                        "address: {} moved in the cloud only (local_address=false)",
+                        self.ip
+                    )
+                },
+            ];
+            report.extend(cloud.preflight(self.ip, &link)?);
+            Ok(report)
+        })
+    }
+
+    fn reload(&self, _cx: &Ctx) -> Result<()> {
+        // arp_count and arp_interval only matter at the next start; nothing to apply now.
+        Ok(())
+    }
+}
+
+impl Vip {
+    /// This node no longer answers for the address: that is the stop. Giving it back in the
+    /// cloud is tidiness; a failure there must not fail the stop (Pacemaker would fence the
+    /// node), and the next node's start takes the address anyway.
+    fn release(&self, cx: &Ctx, held_on: Option<Link>) {
         let released = self.with_cloud(cx, |cloud| {
             if cloud.kind() == CloudKind::None {
                 return Ok(());
@@ -415,10 +486,64 @@ impl Agent for Vip {
                 self.ip
             );
         }
-        Ok(())
     }
 
-    fn monitor(&self, cx: &Ctx) -> Result<Health> {
+    fn started(&self, cx: &Ctx) -> Record {
+        Record::of(cx, "vip", &self.ip.to_string(), STARTED)
+    }
+
+    /// local_address=false: no OS address to look at, so the start's marker says whether it
+    /// runs here and the cloud whether it still does. A probe has only the cloud to go by.
+    fn monitor_cloud_only(&self, cx: &Ctx) -> Result<Health> {
+        if !cx.probe && !self.started(cx).exists() {
+            return Ok(Health::NotRunning);
+        }
+        if !cx.probe && !self.checked(cx).cloud_check_due(cx, self.check_interval) {
+            return Ok(Health::Running);
+        }
+        self.with_cloud(cx, |cloud| {
+            if cloud.kind() == CloudKind::None {
+                return Ok(Health::NotRunning);
+            }
+            let link = match self.placement(cx.host) {
+                Ok((link, _)) => link,
+                // Without its interface this node cannot be the one the cloud delivers to.
+                Err(e) if cx.probe => {
+                    tracing::debug!("{e}: not running here");
+                    return Ok(Health::NotRunning);
+                }
+                Err(e) => return Err(e),
+            };
+            match cloud.owner(self.ip, &link) {
+                Ok(Owner::Us) => {
+                    self.started(cx).touch();
+                    self.checked(cx).touch();
+                    Ok(Health::Running)
+                }
+                Ok(Owner::Other(who)) if !cx.probe => {
+                    tracing::warn!(
+                        "{} was started here but {} delivers it to {who}",
+                        self.ip,
+                        cloud.kind().describe()
+                    );
+                    Ok(Health::NotRunning)
+                }
+                Ok(other) if !cx.probe => Err(Error::failed(format!(
+                    "{} was started here but in {} it is {}: traffic for it does not reach \
+                     this node",
+                    self.ip,
+                    cloud.kind().describe(),
+                    other.describe()
+                ))),
+                Ok(_) => Ok(Health::NotRunning),
+                // Without an answer a probe has no verdict; a started resource rides it out.
+                Err(e) if cx.probe => Err(e),
+                Err(e) => Ok(super::judge_cloud_failure(e)),
+            }
+        })
+    }
+
+    fn monitor_local(&self, cx: &Ctx) -> Result<Health> {
         let present: Vec<_> = cx
             .host
             .addrs()?
@@ -495,25 +620,6 @@ impl Agent for Vip {
                 Err(e) => Ok(super::judge_cloud_failure(e)),
             }
         })
-    }
-
-    fn preflight(&self, cx: &Ctx) -> Result<Vec<String>> {
-        self.with_cloud(cx, |cloud| {
-            let (link, prefix) = self.placement(cx.host)?;
-            link.check_usable()?;
-            let mut report = vec![
-                format!("cloud: {}", cloud.kind().describe()),
-                format!("interface: {} (up, carrier, mtu {})", link.name, link.mtu),
-                format!("address: {}/{prefix} on {}", self.ip, link.name),
-            ];
-            report.extend(cloud.preflight(self.ip, &link)?);
-            Ok(report)
-        })
-    }
-
-    fn reload(&self, _cx: &Ctx) -> Result<()> {
-        // arp_count and arp_interval only matter at the next start; nothing to apply now.
-        Ok(())
     }
 }
 

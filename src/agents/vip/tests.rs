@@ -336,3 +336,79 @@ fn auto_on_a_cloud_we_do_not_support_is_refused_and_changes_nothing() {
     assert_eq!(host.addrs.borrow().len(), before, "no address added");
     assert!(host.announced.borrow().is_empty());
 }
+
+/// The Clusterware seed: Oracle's ora.<node>.vip owns the OS address, this resource only moves
+/// it in the cloud (local_address=false).
+#[test]
+fn cloud_only_moves_the_address_and_never_touches_the_os() {
+    let rig = Rig::new(FakeCloud::default().held_by("10.0.0.200", "other-eni"));
+    let (host, cloud) = (&rig.host, &rig.cloud);
+    // "ora vip": the address is on the OS before we start, and must stay after our stop.
+    host.add_addr(2, "10.0.0.200".parse().unwrap(), 24).unwrap();
+    let a = aws(&[("local_address", "false")]);
+    rig.ctx(true, |cx| {
+        assert_eq!(
+            a.monitor(cx).unwrap(),
+            Health::NotRunning,
+            "the cloud says elsewhere"
+        );
+    });
+    rig.ctx(false, |cx| {
+        assert_eq!(
+            a.monitor(cx).unwrap(),
+            Health::NotRunning,
+            "not started here"
+        );
+        a.start(cx).unwrap();
+        assert_eq!(cloud.holder("10.0.0.200").as_deref(), Some("eth0"));
+        assert_eq!(a.monitor(cx).unwrap(), Health::Running);
+    });
+    // Another node's start takes it in the cloud: ours reports not running, as a vip would.
+    cloud
+        .holders
+        .borrow_mut()
+        .insert("10.0.0.200".parse().unwrap(), "other-eni".into());
+    rig.ctx(false, |cx| {
+        let deep = TestCtx::new(host)
+            .level(10)
+            .run_dir(rig.run.path())
+            .cloud(cloud);
+        deep.run(|cx10| assert_eq!(a.monitor(cx10).unwrap(), Health::NotRunning));
+        a.stop(cx).unwrap();
+        assert_eq!(a.monitor(cx).unwrap(), Health::NotRunning);
+    });
+    assert!(
+        host.has(2, "10.0.0.200"),
+        "the OS address is never removed by us"
+    );
+    assert!(host.announced.borrow().is_empty());
+    // Started without the address on the OS: nothing is added either.
+    host.del_addr(2, "10.0.0.200".parse().unwrap(), 24).unwrap();
+    rig.ctx(false, |cx| a.start(cx).unwrap());
+    assert!(!host.has(2, "10.0.0.200"));
+}
+
+#[test]
+fn cloud_only_rides_out_cloud_trouble_but_a_probe_has_no_verdict() {
+    let rig = Rig::new(FakeCloud::default());
+    let a = aws(&[("local_address", "false"), ("cloud_check_interval", "0")]);
+    rig.ctx(false, |cx| a.start(cx).unwrap());
+    rig.ctx(false, |cx| {
+        rides_out_cloud_trouble(a.as_ref(), cx, &rig.cloud.fault)
+    });
+    rig.cloud.fail(Error::transient("RequestLimitExceeded"), 1);
+    rig.ctx(true, |cx| assert!(a.monitor(cx).is_err()));
+}
+
+#[test]
+fn cloud_only_needs_a_cloud() {
+    let e = agent(&[
+        ("ip", "10.0.0.200"),
+        ("cloud", "none"),
+        ("local_address", "false"),
+    ])
+    .err()
+    .unwrap();
+    assert_eq!(e.kind, Kind::Config);
+    assert!(e.message.contains("local_address=false"), "{e}");
+}
