@@ -153,13 +153,21 @@ impl Host for FakeHost {
             })
             .collect())
     }
-    fn add_vxlan(&self, name: &str, conf: &VxlanConf, mtu: u32) -> Result<u32> {
+    fn add_vxlan(&self, name: &str, conf: &VxlanConf, mtu: u32, mac: [u8; 6]) -> Result<u32> {
         let d = LinkDetails {
             kind: Some("vxlan".into()),
             vxlan: Some(conf.clone()),
             ..Default::default()
         };
         let index = self.new_link(name, d, mtu)?;
+        if let Some(l) = self
+            .links
+            .borrow_mut()
+            .iter_mut()
+            .find(|l| l.index == index)
+        {
+            l.mac = mac.to_vec();
+        }
         self.log(format!("add vxlan {name} {index}"));
         Ok(index)
     }

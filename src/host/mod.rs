@@ -49,6 +49,14 @@ impl Link {
     }
 }
 
+/// An interface's name for a message ("interface 7" when it is gone or cannot be listed).
+pub fn name_of(host: &dyn Host, index: u32) -> String {
+    host.links()
+        .ok()
+        .and_then(|l| l.into_iter().find(|l| l.index == index))
+        .map_or_else(|| format!("interface {index}"), |l| l.name)
+}
+
 /// Remove `ip` from every place but `prefix` on `link` (copies elsewhere would answer for it
 /// too); whether it is already there.
 pub fn only_on(host: &dyn Host, link: &Link, ip: IpAddr, prefix: u8) -> Result<bool> {
@@ -58,10 +66,10 @@ pub fn only_on(host: &dyn Host, link: &Link, ip: IpAddr, prefix: u8) -> Result<b
             present = true;
         } else {
             tracing::warn!(
-                "removing {}/{} from interface {} before configuring it on {}",
+                "removing {}/{} from {} before configuring it on {}",
                 a.ip,
                 a.prefix,
-                a.link,
+                name_of(host, a.link),
                 link.name
             );
             host.del_addr(a.link, a.ip, a.prefix)?;
@@ -187,8 +195,8 @@ pub trait Host {
 
     /// Every link with its kind, master, alias and VXLAN settings (one dump).
     fn link_details(&self) -> Result<Vec<(Link, LinkDetails)>>;
-    /// Create a VXLAN device, down, with the given MTU; returns its index.
-    fn add_vxlan(&self, name: &str, conf: &VxlanConf, mtu: u32) -> Result<u32>;
+    /// Create a VXLAN device, down, with the given MTU and MAC address; returns its index.
+    fn add_vxlan(&self, name: &str, conf: &VxlanConf, mtu: u32, mac: [u8; 6]) -> Result<u32>;
     /// Create a bridge, down; returns its index.
     fn add_bridge(&self, name: &str) -> Result<u32>;
     fn set_link(&self, index: u32, change: &LinkChange) -> Result<()>;

@@ -383,12 +383,13 @@ impl Host for NetlinkHost {
             .collect())
     }
 
-    fn add_vxlan(&self, name: &str, conf: &VxlanConf, mtu: u32) -> Result<u32> {
+    fn add_vxlan(&self, name: &str, conf: &VxlanConf, mtu: u32, mac: [u8; 6]) -> Result<u32> {
         super::creatable(name)?;
         let mut b = rtnetlink::LinkVxlan::new(name, conf.vni)
             .port(conf.port)
             .learning(conf.learning)
-            .mtu(mtu);
+            .mtu(mtu)
+            .address(mac.to_vec());
         if let Some(dev) = conf.dev {
             b = b.dev(dev);
         }

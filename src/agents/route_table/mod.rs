@@ -445,7 +445,8 @@ impl Agent for RouteTable {
         // would black-hole clients during a planned move.
         if self.local_address {
             for a in self.local_addrs(cx.host)? {
-                tracing::info!("removing {}/{} from interface {}", a.ip, a.prefix, a.link);
+                let on = crate::host::name_of(cx.host, a.link);
+                tracing::info!("removing {}/{} from {on}", a.ip, a.prefix);
                 cx.host.del_addr(a.link, a.ip, a.prefix)?;
             }
         }

@@ -231,7 +231,7 @@ pub(super) fn bring_up(
                 plan.local,
                 plan.mtu
             );
-            let i = host.add_vxlan(&vx.ifname, &want, plan.mtu)?;
+            let i = host.add_vxlan(&vx.ifname, &want, plan.mtu, stable_mac(vx.vni, plan.local))?;
             created.vxlan = Some(i);
             mark(host, i)?;
             (i, LinkDetails::default())
@@ -347,6 +347,22 @@ pub(super) fn rollback(vx: &VxlanFdb, host: &dyn Host, created: &Created, e: &Er
     }
 }
 
+/// The VXLAN device's MAC address, the same every time this node creates it: a locally
+/// administered unicast address from the VNI's low byte and the underlay address's last four
+/// bytes. The kernel's default is random, and after a restart (a failed monitor, a reboot) the
+/// peers' neighbour caches would keep the old MAC for up to their stale time, during which
+/// the overlay address does not answer them.
+pub(super) fn stable_mac(vni: u32, local: std::net::IpAddr) -> [u8; 6] {
+    let tail: [u8; 4] = match local {
+        std::net::IpAddr::V4(ip) => ip.octets(),
+        std::net::IpAddr::V6(ip) => {
+            let o = ip.octets();
+            [o[12], o[13], o[14], o[15]]
+        }
+    };
+    [0x02, vni as u8, tail[0], tail[1], tail[2], tail[3]]
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::tests::*;
@@ -362,7 +378,36 @@ mod tests {
             group: None,
             learning,
         };
-        host.add_vxlan("vxlan10", &conf, mtu).unwrap()
+        host.add_vxlan("vxlan10", &conf, mtu, [2, 0, 0, 0, 0, 10])
+            .unwrap()
+    }
+
+    #[test]
+    fn a_recreated_device_gets_the_same_mac_and_each_node_its_own() {
+        let host = node1();
+        let mac = |h: &FakeHost| {
+            let l = h.links().unwrap();
+            l.into_iter().find(|l| l.name == "vxlan10").unwrap()
+        };
+        with(&host, false, |cx| mesh(&[]).start(cx)).unwrap();
+        let first = mac(&host);
+        assert_eq!(first.mac, vec![0x02, 10, 192, 168, 77, 1]);
+        host.del_link(first.index).unwrap();
+        with(&host, false, |cx| mesh(&[]).start(cx)).unwrap();
+        assert_eq!(
+            mac(&host).mac,
+            first.mac,
+            "the peers' neighbour caches stay right"
+        );
+        assert_ne!(
+            stable_mac(10, ip("192.168.77.2")),
+            stable_mac(10, ip("192.168.77.1"))
+        );
+        assert_ne!(
+            stable_mac(11, ip("192.168.77.1")),
+            stable_mac(10, ip("192.168.77.1"))
+        );
+        assert_eq!(stable_mac(10, ip("fd00:77::1"))[..2], [0x02, 10]);
     }
 
     #[test]
