@@ -14,6 +14,7 @@ pub mod fake;
 pub mod oci;
 pub mod params;
 pub mod power;
+pub mod proxy;
 pub mod routes;
 
 use crate::error::{Error, Result, shown};
@@ -147,6 +148,22 @@ pub(crate) fn within_subnet(
     }
 }
 
+/// The last two distinct messages of an error's source chain ("tcp connect error: Connection
+/// refused (os error 111)"): the SDK's own layers above them say nothing to an admin.
+pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut chain = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if chain.last() != Some(&text) {
+            chain.push(text);
+        }
+        cur = s.source();
+    }
+    let n = chain.len();
+    chain[n.saturating_sub(2)..].join(": ")
+}
+
 /// One HTTP exchange for the hand-written clients (IMDS, OCI): (status, headers, body), bounded
 /// by `limit`; a connection failure or silence is the transient error `unreachable` words.
 pub(crate) async fn exchange<C>(
@@ -160,11 +177,10 @@ where
 {
     use http_body_util::BodyExt;
     let answer = async {
-        // Debug, not Display: only it carries the cause ("connection refused").
         let resp = client
             .request(req)
             .await
-            .map_err(|e| unreachable(format!("{e:?}")))?;
+            .map_err(|e| unreachable(root_cause(&e)))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp
@@ -267,6 +283,9 @@ pub struct Options {
     pub profile: Option<String>,
     pub role_arn: Option<String>,
     pub endpoint_url: Option<String>,
+    /// The proxy of the cloud API calls (see [`proxy`]) and the hosts reached without it.
+    pub proxy: Option<String>,
+    pub no_proxy: Option<String>,
     pub eip_allocation_id: Option<String>,
     /// OCI: how calls are authenticated.
     pub oci_auth: OciAuth,
@@ -289,6 +308,8 @@ impl Options {
             profile: text(&PROFILE),
             role_arn: text(&ROLE_ARN),
             endpoint_url: text(&ENDPOINT_URL),
+            proxy: text(&PROXY),
+            no_proxy: text(&NO_PROXY),
             eip_allocation_id: text(&EIP_ALLOCATION_ID),
             oci_auth: if v.declares(&OCI_AUTH) {
                 v.get(&OCI_AUTH)
@@ -325,6 +346,19 @@ impl Options {
                     shown(u)
                 )));
             }
+        }
+        if let Some(p) = &self.proxy
+            && let Some(why) = proxy::check_url(p)
+        {
+            return Err(Error::config(format!(
+                "proxy={} {why}, e.g. proxy=http://proxy.example.com:3128",
+                proxy::redacted(p)
+            )));
+        }
+        if self.no_proxy.is_some() && self.proxy.is_none() {
+            return Err(Error::config(
+                "no_proxy is set but proxy is not: no_proxy lists the hosts the proxy                  parameter is not used for (the environment's NO_PROXY goes with its proxy)",
+            ));
         }
         if let Some(a) = &self.eip_allocation_id
             && !a.starts_with("eipalloc-")

@@ -71,10 +71,14 @@ pub const ROLE_ARN: Key<Option<String>> = Key::new(Param::new(
 pub const ENDPOINT_URL: Key<Option<String>> = Key::new(Param::new(
     "endpoint_url",
     "Cloud API endpoint URL",
-    "Send the cloud API calls to this URL instead of the regional endpoint: aws, e.g. a VPC \
-     interface endpoint (https://vpce-....ec2.eu-west-1.vpce.amazonaws.com), with \
-     HTTPS_PROXY and NO_PROXY from the environment honoured; oci, the core services \
-     endpoint (default https://iaas.<region>.oraclecloud.com).",
+    "Send the cloud API calls to this URL instead of the regional endpoint. aws: the EC2 \
+     calls only (e.g. a VPC interface endpoint, \
+     https://vpce-....ec2.eu-west-1.vpce.amazonaws.com); STS (role_arn) keeps its regional \
+     endpoint; when unset, the SDK's AWS_ENDPOINT_URL_EC2 or AWS_ENDPOINT_URL (which moves \
+     STS too) in the agent's environment are honoured. oci: the core services endpoint \
+     (default https://iaas.<region>.oraclecloud.com; the federation endpoint is \
+     auth_endpoint_url). Both: http:// is accepted (a local test endpoint), and proxy \
+     applies to the URL unless no_proxy lists its host.",
 ));
 
 /// Whether the agent owns the OS address (vip, route-table: the same name and meaning).
@@ -158,10 +162,33 @@ pub const DELETE_ON_STOP: Key<bool> = Key::new(
     .default("false"),
 );
 
-/// The AWS API parameters every agent that calls EC2 takes, in this order.
-pub const AWS_API: [Param; 4] = [
+pub const PROXY: Key<Option<String>> = Key::new(Param::new(
+    "proxy",
+    "HTTP proxy for the cloud API",
+    "http://[user:password@]host:port of an HTTP proxy that every cloud API call goes \
+     through, https endpoints by CONNECT: aws, EC2 and STS (role_arn); oci, the core \
+     services and the federation endpoint of instance principals. Instance metadata \
+     (169.254.169.254) is always reached directly. Pacemaker and Clusterware do not pass a \
+     shell's HTTPS_PROXY to agents, so this parameter is the way to set one; when it is \
+     unset, HTTPS_PROXY (else ALL_PROXY, then HTTP_PROXY) and NO_PROXY of the agent's own \
+     environment are used, for both clouds.",
+));
+
+pub const NO_PROXY: Key<Option<String>> = Key::new(Param::new(
+    "no_proxy",
+    "Hosts reached without the proxy",
+    "With proxy: comma-separated host names, domains (.example.com: every name below it), \
+     IP addresses or CIDR blocks that cloud API calls reach directly, as NO_PROXY does; e.g. \
+     .vpce.amazonaws.com when endpoint_url is a VPC interface endpoint. Instance metadata \
+     is always direct.",
+));
+
+/// The cloud API parameters every agent that calls a cloud takes, in this order.
+pub const AWS_API: [Param; 6] = [
     REGION.param,
     PROFILE.param,
     ROLE_ARN.param,
     ENDPOINT_URL.param,
+    PROXY.param,
+    NO_PROXY.param,
 ];

@@ -174,8 +174,11 @@ const ENVIRONMENT: &[(&str, &str)] = &[
          are the usual way.",
     ),
     (
-        "HTTPS_PROXY, HTTP_PROXY, NO_PROXY",
-        "A proxy for the AWS API. Instance metadata never goes through a proxy.",
+        "HTTPS_PROXY, ALL_PROXY, HTTP_PROXY, NO_PROXY",
+        "A proxy for the cloud API (both clouds) when the proxy parameter is not set, in this \
+         order; Pacemaker and Clusterware do not pass a shell's environment to agents, so the \
+         proxy and no_proxy parameters are the usual way. Instance metadata never goes \
+         through a proxy.",
     ),
 ];
 

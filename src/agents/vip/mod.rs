@@ -229,6 +229,8 @@ impl Vip {
             PROFILE,
             ROLE_ARN,
             ENDPOINT_URL,
+            PROXY,
+            NO_PROXY,
             EIP_ALLOCATION_ID,
             CONFIG_FILE,
             AUTH_ENDPOINT_URL,

@@ -93,9 +93,10 @@ where
             return Error::transient(format!("EC2 {action}: no answer in time"));
         }
         SdkError::DispatchFailure(d) if d.is_timeout() || d.is_io() => {
+            let to = super::API.get().map_or("the endpoint", String::as_str);
             return Error::transient(format!(
-                "EC2 {action}: cannot reach the endpoint ({})",
-                DisplayErrorContext(&e)
+                "EC2 {action}: cannot reach {to} ({})",
+                crate::cloud::root_cause(&e)
             ));
         }
         SdkError::ResponseError(_) => return Error::transient(what),

@@ -22,6 +22,7 @@ use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 use super::{Bounded, Cloud, CloudKind, Options, Owner, mac_string, parse_cidr4};
+use crate::cloud::proxy;
 use crate::error::{Error, Kind, Result};
 use crate::host::Link;
 
@@ -34,6 +35,10 @@ mod vip;
 use errors::sdk_error;
 use imds::Imds;
 use vip::Eni;
+
+/// Where this process's EC2 calls go, for the message of a call that cannot get there (one
+/// client per process).
+static API: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 pub struct Aws {
     rt: Bounded,
@@ -97,6 +102,20 @@ impl Aws {
             return Ok(c);
         }
         let (region, _) = self.region()?;
+        let url = self.opts.endpoint_url.clone();
+        let url = url.unwrap_or_else(|| format!("https://ec2.{region}.amazonaws.com"));
+        let via = proxy::of(&self.opts).filter(|p| {
+            url.parse()
+                .is_ok_and(|u| proxy::matcher(p).intercept(&u).is_some())
+        });
+        let _ = API.set(format!(
+            "{}{}",
+            crate::error::shown(&url),
+            via.map_or_else(String::new, |p| format!(
+                " through the proxy {}",
+                proxy::redacted(&p.url)
+            ))
+        ));
         let left = self.rt.left();
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(left.min(Duration::from_secs(3)))
@@ -108,7 +127,7 @@ impl Aws {
             .run("loading AWS credentials and configuration", async {
                 let mut loader = aws_config::defaults(BehaviorVersion::latest())
                     .region(aws_config::Region::new(region))
-                    .http_client(http_client())
+                    .http_client(http_client(proxy_config(&self.opts)?))
                     .timeout_config(timeouts)
                     .retry_config(RetryConfig::standard().with_max_attempts(4));
                 if let Some(p) = &self.opts.profile {
@@ -138,12 +157,21 @@ impl Aws {
     }
 }
 
-/// The SDK's HTTP client with proxies from the environment (HTTPS_PROXY, HTTP_PROXY, NO_PROXY)
-/// and rustls on ring, so no C crypto library is linked.
-fn http_client() -> aws_sdk_ec2::config::SharedHttpClient {
-    aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, components| {
-        let mut b =
-            aws_smithy_http_client::Connector::builder().proxy_config(ProxyConfig::from_env());
+/// The proxy of every SDK call (EC2, STS, and the SDK's own IMDS credential fetch, which the
+/// metadata addresses in no_proxy keep direct).
+fn proxy_config(opts: &Options) -> Result<ProxyConfig> {
+    let Some(p) = proxy::of(opts) else {
+        return Ok(ProxyConfig::disabled());
+    };
+    ProxyConfig::all(&p.url)
+        .map(|c| c.no_proxy(&p.no_proxy))
+        .map_err(|e| Error::config(format!("proxy {}: {e}", proxy::redacted(&p.url))))
+}
+
+/// The SDK's HTTP client with the proxy and rustls on ring, so no C crypto library is linked.
+fn http_client(proxy: ProxyConfig) -> aws_sdk_ec2::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new().build_with_connector_fn(move |settings, components| {
+        let mut b = aws_smithy_http_client::Connector::builder().proxy_config(proxy.clone());
         if let Some(s) = settings {
             b = b.connector_settings(s.clone());
         }

@@ -18,6 +18,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::proxy::Tunnel;
+use hyper_util::client::proxy::matcher::{Intercept, Matcher};
 use hyper_util::rt::TokioExecutor;
 use rsa::RsaPrivateKey;
 use rsa::pkcs1::DecodeRsaPrivateKey;
@@ -40,6 +42,8 @@ const RENEW_BEFORE: u64 = 300;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
+/// TLS (or plain HTTP) through an HTTP CONNECT tunnel of the proxy.
+type Tunneled = hyper_rustls::HttpsConnector<Tunnel<HttpConnector>>;
 
 mod credentials;
 mod metadata;
@@ -74,6 +78,9 @@ pub struct Oci {
     /// The API over TLS, built on first use: loading the CA store is wasted on probes and
     /// metadata-only calls.
     https: RefCell<Option<Client<Https, Full<Bytes>>>>,
+    /// Which requests go through a proxy (parameter or environment); metadata never does.
+    proxy: Option<Matcher>,
+    tunneled: RefCell<Option<Client<Tunneled, Full<Bytes>>>>,
     signer: RefCell<Option<Rc<Signer>>>,
     /// (region identifier, realm domain), e.g. ("us-ashburn-1", "oraclecloud.com").
     region: RefCell<Option<(String, String)>>,
@@ -90,6 +97,8 @@ impl Oci {
             run_dir: run_dir.to_path_buf(),
             http: Client::builder(TokioExecutor::new()).build(HttpConnector::new()),
             https: RefCell::new(None),
+            proxy: super::proxy::of(opts).map(|p| super::proxy::matcher(&p)),
+            tunneled: RefCell::new(None),
             signer: RefCell::new(None),
             region: RefCell::new(None),
             vnics: RefCell::new(HashMap::new()),
@@ -112,6 +121,26 @@ impl Oci {
         Ok(client)
     }
 
+    /// The client through the proxy's CONNECT tunnel (one proxy per process: the matcher's).
+    fn tunneled(&self, via: &Intercept) -> Result<Client<Tunneled, Full<Bytes>>> {
+        if let Some(c) = self.tunneled.borrow().clone() {
+            return Ok(c);
+        }
+        let mut tunnel = Tunnel::new(via.uri().clone(), HttpConnector::new());
+        if let Some(auth) = via.basic_auth() {
+            tunnel = tunnel.with_auth(auth.clone());
+        }
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|e| Error::not_installed(format!("no CA certificates on this node: {e}")))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tunnel);
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        *self.tunneled.borrow_mut() = Some(client.clone());
+        Ok(client)
+    }
+
     /// One HTTP exchange: (status, headers, body).
     async fn exchange(
         &self,
@@ -130,7 +159,16 @@ impl Oci {
         let limit = self.rt.left().min(REQUEST_TIMEOUT);
         let unreachable =
             |why: String| Error::transient(format!("{method} {url}: cannot reach it ({why})"));
-        let (status, headers, body) = if url.starts_with("https://") {
+        let via = self.proxy.as_ref().and_then(|m| m.intercept(req.uri()));
+        let (status, headers, body) = if let Some(via) = via {
+            let proxied = |why: String| {
+                unreachable(format!(
+                    "through the proxy {}: {why}",
+                    super::proxy::redacted(&via.uri().to_string())
+                ))
+            };
+            crate::cloud::exchange(&self.tunneled(&via)?, req, limit, proxied).await?
+        } else if url.starts_with("https://") {
             crate::cloud::exchange(&self.https()?, req, limit, unreachable).await?
         } else {
             crate::cloud::exchange(&self.http, req, limit, unreachable).await?
