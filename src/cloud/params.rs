@@ -65,7 +65,10 @@ pub const ROLE_ARN: Key<Option<String>> = Key::new(Param::new(
     "IAM role to assume (aws)",
     "Assume this role (STS AssumeRole) with the node's credentials and make every EC2 call \
      with it, e.g. a role of another account that owns a shared VPC, or one allowed to make \
-     the changes while the instance role stays minimal.",
+     the changes while the instance role stays minimal. The assumed credentials are kept \
+     under /run/cloudha (mode 0600, like the IMDS token) and reused by later actions until \
+     five minutes before they expire, so one STS call serves many monitors and moves; kept \
+     credentials that EC2 refuses are dropped and the role assumed again.",
 ));
 
 pub const ENDPOINT_URL: Key<Option<String>> = Key::new(Param::new(

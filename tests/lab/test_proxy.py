@@ -86,9 +86,10 @@ def test_aws_calls_go_through_the_proxy_and_cannot_go_around_it():
                               cloud_check_interval=0)
             assert r.rc == 0 and f"cannot reach 'http://{name}:" in r.err, r
             assert len(through(log)) == before
-            # The environment's HTTPS_PROXY (a shell, not Pacemaker), with no parameter.
+            # The environment's proxy (a shell, not Pacemaker), with no parameter and no
+            # NO_PROXY: HTTP_PROXY, the weakest, still never takes metadata along.
             before = len(through(log))
-            r = cloudvip.call(lab, n, "stop", base, extra_env={"HTTPS_PROXY": PROXY})
+            r = cloudvip.call(lab, n, "stop", base, extra_env={"HTTP_PROXY": PROXY})
             assert r.rc == 0 and lab.owners(VIP) == [], r
             assert len(through(log)) > before
             # The fence agent takes the same parameters.

@@ -360,15 +360,40 @@ def test_role_arn_assumes_the_role_through_sts(lab):
     n1 = lab.node(1)
     t = time.monotonic()
     role = "arn:aws:iam::123456789012:role/cloudha-network"
-    r = vip(lab, 1, "start", role_arn=role, extra_env={"AWS_ENDPOINT_URL_STS": lab.endpoint})
+    sts = {"AWS_ENDPOINT_URL_STS": lab.endpoint}
+    cache = run_dir(lab, n1) / "aws-role-arn_aws_iam__123456789012_role_cloudha-network.json"
+    cache.unlink(missing_ok=True)
+    r = vip(lab, 1, "start", role_arn=role, extra_env=sts)
     assert r.rc == 0, r
     calls = lab.calls(t)
     assume = [c for c in calls if c["action"] == "AssumeRole"]
-    assert assume and assume[0]["key"] == n1.key, calls
+    assert len(assume) == 1 and assume[0]["key"] == n1.key, calls
     ec2 = [c for c in calls if c["action"] == "AssignPrivateIpAddresses"]
     assert ec2 and ec2[0]["key"] != n1.key, "EC2 calls are made with the assumed role"
-    assert vip(lab, 1, "stop", role_arn=role,
-               extra_env={"AWS_ENDPOINT_URL_STS": lab.endpoint}).rc == 0
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600
+    # Later actions reuse the kept credentials: no STS call in a monitor that asks EC2, in a
+    # stop, nor in the next start.
+    t2 = time.monotonic()
+    depth10 = {"OCF_RESKEY_CRM_meta_interval": "60000", "OCF_CHECK_LEVEL": "10"}
+    assert vip(lab, 1, "monitor", role_arn=role, extra_env={**sts, **depth10}).rc == 0
+    assert vip(lab, 1, "stop", role_arn=role, extra_env=sts).rc == 0
+    assert vip(lab, 1, "start", role_arn=role, extra_env=sts).rc == 0
+    later = lab.calls(t2)
+    print(f"calls of the first start: {[c['action'] for c in calls]}; of monitor + stop + "
+          f"start with the kept credentials: {[c['action'] for c in later]}")
+    assert not [c for c in later if c["action"] == "AssumeRole"], later
+    assert {c["key"] for c in later} == {ec2[0]["key"]}
+    # Credentials EC2 refuses (AuthFailure) are dropped: the next action assumes the role again.
+    assert vip(lab, 1, "stop", role_arn=role, extra_env=sts).rc == 0
+    lab.faults.set("authfailure", keys=[ec2[0]["key"]])
+    t3 = time.monotonic()
+    r = vip(lab, 1, "start", role_arn=role, extra_env=sts)
+    assert r.rc == 4 and "AuthFailure" in r.err, r
+    assert not cache.exists(), "refused credentials are not kept"
+    lab.faults.clear()
+    assert vip(lab, 1, "start", role_arn=role, extra_env=sts).rc == 0
+    assert [c["action"] for c in lab.calls(t3)].count("AssumeRole") == 1
+    assert vip(lab, 1, "stop", role_arn=role, extra_env=sts).rc == 0
 
 
 def test_profile_is_found_without_home(lab, tmp_path):
@@ -394,58 +419,6 @@ def test_profile_is_found_without_home(lab, tmp_path):
     keys_used = {c["key"] for c in lab.calls(t) if c["action"] == "AssignPrivateIpAddresses"}
     assert keys_used == {"AKIAPROFILE"}, keys_used
     assert vip(lab, 1, "stop").rc == 0
-
-
-def test_https_proxy_from_the_environment_is_used(lab):
-    """HTTP(S)_PROXY is honoured for the EC2 API (the lab endpoint is plain HTTP, so
-    HTTP_PROXY): a logging forward proxy on the node's loopback sees every EC2 request."""
-    n1 = lab.node(1)
-    log = lab.dir / "proxy.log"
-    log.unlink(missing_ok=True)
-    proxy = n1.popen([sys.executable, "-c", PROXY, "127.0.0.9", "3128", str(log)],
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        netns.wait_for(lambda: n1.exec(["ss", "-Hltn", "sport = :3128"]).stdout.strip(), 10,
-                       "proxy listening")
-        r = vip(lab, 1, "start", extra_env={"HTTP_PROXY": "http://127.0.0.9:3128",
-                                            "NO_PROXY": "169.254.169.254"})
-        assert r.rc == 0, r
-        seen = log.read_text()
-        assert "AssignPrivateIpAddresses" in seen or lab.endpoint in seen, seen
-    finally:
-        proxy.kill()
-        proxy.wait()
-    assert vip(lab, 1, "stop").rc == 0
-
-
-# A forward proxy for absolute-URI HTTP requests: logs the request line and body, relays.
-PROXY = r"""
-import http.server, sys, urllib.request
-log = open(sys.argv[3], "a")
-class P(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        log.write(f"{self.command} {self.path} {body[:200]!r}\n"); log.flush()
-        req = urllib.request.Request(self.path, data=body, method=self.command,
-                                     headers={k: v for k, v in self.headers.items()
-                                              if k.lower() not in ("proxy-connection",)})
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        try:
-            r = opener.open(req, timeout=10)
-            code, data, hdrs = r.status, r.read(), r.headers
-        except urllib.error.HTTPError as e:
-            code, data, hdrs = e.code, e.read(), e.headers
-        self.send_response(code)
-        for k, v in hdrs.items():
-            if k.lower() not in ("transfer-encoding", "connection", "content-length"):
-                self.send_header(k, v)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), P).serve_forever()
-"""
 
 
 def test_clusterware_check_codes_with_aws(lab):

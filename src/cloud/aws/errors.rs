@@ -137,7 +137,13 @@ where
         | "ExpiredToken"
         | "RequestExpired"
         | "Blocked"
-        | "OptInRequired" => Error::permission(what),
+        | "OptInRequired" => {
+            // Kept assumed-role credentials that EC2 refuses are assumed afresh next time.
+            if let Some(f) = super::ROLE_CACHE.get() {
+                super::role::forget(f);
+            }
+            Error::permission(what)
+        }
         "InvalidAllocationID.NotFound" | "InvalidRouteTableID.NotFound" | "RouteLimitExceeded" => {
             Error::config(what)
         }

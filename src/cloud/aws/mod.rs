@@ -29,6 +29,7 @@ use crate::host::Link;
 mod errors;
 pub mod imds;
 mod power;
+mod role;
 mod routes;
 mod vip;
 
@@ -39,11 +40,14 @@ use vip::Eni;
 /// Where this process's EC2 calls go, for the message of a call that cannot get there (one
 /// client per process).
 static API: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+/// The assumed-role credentials file this process uses, if any (forgotten when refused).
+static ROLE_CACHE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
 pub struct Aws {
     rt: Bounded,
     imds: Option<Imds>,
     opts: Options,
+    run_dir: PathBuf,
     client: RefCell<Option<aws_sdk_ec2::Client>>,
     region: RefCell<Option<(String, &'static str)>>,
     enis: RefCell<HashMap<String, Eni>>,
@@ -57,6 +61,7 @@ impl Aws {
             rt,
             imds,
             opts: opts.clone(),
+            run_dir: run_dir.to_path_buf(),
             client: RefCell::new(None),
             region: RefCell::new(None),
             enis: RefCell::new(HashMap::new()),
@@ -139,12 +144,19 @@ impl Aws {
                 let base = loader.load().await;
                 let mut conf = aws_sdk_ec2::config::Builder::from(&base);
                 if let Some(role) = &self.opts.role_arn {
-                    let provider = aws_config::sts::AssumeRoleProvider::builder(role)
+                    let inner = aws_config::sts::AssumeRoleProvider::builder(role)
                         .session_name(session_name())
                         .configure(&base)
                         .build()
                         .await;
-                    conf = conf.credentials_provider(provider);
+                    let file = role::cache_file(&self.run_dir, role);
+                    let _ = ROLE_CACHE.set(file.clone());
+                    conf = conf.credentials_provider(
+                        aws_sdk_ec2::config::SharedCredentialsProvider::new(role::CachedRole {
+                            inner,
+                            file,
+                        }),
+                    );
                 }
                 // Only EC2 goes to endpoint_url (a VPC interface endpoint); STS keeps its own.
                 if let Some(url) = &self.opts.endpoint_url {

@@ -179,7 +179,8 @@ class _Ctl:
 
 class Faults(_Ctl):
     """Failures of the endpoint: throttle (503 RequestLimitExceeded), http500 (InternalError),
-    reset (TCP RST, no answer), slow (delay s, then the real answer)."""
+    reset (TCP RST, no answer), slow (delay s, then the real answer), authfailure (401
+    AuthFailure: credentials EC2 no longer accepts)."""
 
     def set(self, kind: str, count: int | None = None, actions=None, delay: float | None = None,
             keys=None) -> None:

@@ -123,10 +123,10 @@ class Reset(ConnectionResetError):
 
 
 class Faults:
-    """Injected failures. A rule: kind (throttle|http500|reset|slow), count (None = until
-    cleared), actions (None = all), keys (None = all callers), delay (slow)."""
+    """Injected failures. A rule: kind (throttle|http500|reset|slow|authfailure), count (None =
+    until cleared), actions (None = all), keys (None = all callers), delay (slow)."""
 
-    KINDS = ("throttle", "http500", "reset", "slow")
+    KINDS = ("throttle", "http500", "reset", "slow", "authfailure")
 
     def __init__(self):
         self.lock = threading.Lock()
@@ -216,6 +216,11 @@ class Gate:
             elif fault["kind"] == "reset":
                 nssock.reset(environ["werkzeug.socket"])
                 raise Reset()
+            elif fault["kind"] == "authfailure":
+                # What EC2 says to credentials it no longer accepts (e.g. a revoked session).
+                return 401, xml_headers(), error_body(
+                    req.service, "AuthFailure", "AWS was not able to validate the provided "
+                                                "access credentials")
             elif fault["kind"] == "throttle":
                 code = "Throttling" if req.service == "sts" else "RequestLimitExceeded"
                 return 503, xml_headers(), error_body(req.service, code,
