@@ -472,6 +472,18 @@ impl Values {
         Ok(Values { decls, values })
     }
 
+    /// These values as another agent's (`decls`), for an agent that runs another's checks:
+    /// the names both declare are carried over, the rest take `decls`' defaults.
+    pub fn as_agent(&self, decls: &'static [Param]) -> Result<Values> {
+        let mut raw = Raw::default();
+        for (name, value) in &self.values {
+            if decls.iter().any(|p| p.name == *name) {
+                raw.set(name, value, Source::Default);
+            }
+        }
+        Values::validate(decls, &raw)
+    }
+
     /// Whether this agent declares `key` (shared readers such as the cloud options read only
     /// the keys an agent takes).
     pub fn declares<T>(&self, key: &Key<T>) -> bool {

@@ -12,6 +12,7 @@ use crate::host::Host;
 use crate::params::{Param, Values};
 
 pub mod checks;
+pub mod ready;
 pub mod records;
 pub mod route_table;
 #[cfg(test)]
@@ -20,7 +21,12 @@ pub mod vip;
 pub mod vxlan_fdb;
 
 /// Every agent this binary carries.
-pub static AGENTS: &[&AgentDef] = &[&vip::AGENT, &vxlan_fdb::AGENT, &route_table::AGENT];
+pub static AGENTS: &[&AgentDef] = &[
+    &vip::AGENT,
+    &vxlan_fdb::AGENT,
+    &route_table::AGENT,
+    &ready::AGENT,
+];
 
 pub fn find(name: &str) -> Option<&'static AgentDef> {
     AGENTS.iter().copied().find(|a| a.name == name)
@@ -167,5 +173,69 @@ pub trait Agent {
     /// A forced stop (Clusterware `clean`): must succeed on a half-broken resource.
     fn clean(&self, cx: &Ctx) -> Result<()> {
         self.stop(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Oracle Clusterware's own resource attributes (cluster_resource and local_resource),
+    /// exported as _CRS_<ATTRIBUTE> next to ours: a parameter whose attribute name is one of
+    /// these would read Clusterware's value (a parameter `name` got the resource's name).
+    const CRS_BASE: &[&str] = &[
+        "ACL",
+        "ACTIONS",
+        "ACTION_SCRIPT",
+        "ACTION_TIMEOUT",
+        "ACTIVE_PLACEMENT",
+        "AGENT_FILENAME",
+        "AUTO_START",
+        "CARDINALITY",
+        "CHECK_INTERVAL",
+        "CHECK_TIMEOUT",
+        "CLEAN_TIMEOUT",
+        "DEGREE",
+        "DELETE_TIMEOUT",
+        "DESCRIPTION",
+        "ENABLED",
+        "FAILURE_INTERVAL",
+        "FAILURE_THRESHOLD",
+        "HOSTING_MEMBERS",
+        "INSTANCE_FAILOVER",
+        "INTERMEDIATE_TIMEOUT",
+        "LOAD",
+        "MODIFY_TIMEOUT",
+        "NAME",
+        "OFFLINE_CHECK_INTERVAL",
+        "PLACEMENT",
+        "RELOCATE_BY_DEPENDENCY",
+        "RESTART_ATTEMPTS",
+        "SCRIPT_TIMEOUT",
+        "SERVER_CATEGORY",
+        "SERVER_POOLS",
+        "START_CONCURRENCY",
+        "START_DEPENDENCIES",
+        "START_TIMEOUT",
+        "STOP_CONCURRENCY",
+        "STOP_DEPENDENCIES",
+        "STOP_TIMEOUT",
+        "TYPE",
+        "UPTIME_THRESHOLD",
+        "USER_WORKLOAD",
+        "USE_STICKINESS",
+    ];
+
+    #[test]
+    fn no_parameter_collides_with_a_clusterware_attribute() {
+        for a in super::AGENTS {
+            for p in a.params {
+                assert!(
+                    !CRS_BASE.contains(&p.crs_attribute().as_str()),
+                    "{}: parameter {} is Clusterware's own _CRS_{}",
+                    a.name,
+                    p.name,
+                    p.crs_attribute()
+                );
+            }
+        }
     }
 }

@@ -202,11 +202,13 @@ def vip1_failures(status: dict) -> list[dict]:
 
 @contextlib.contextmanager
 def cloud_cluster(request, lab_class, name: str, agents=("vip",), **kw):
-    """A cloud lab (ec2lab.Ec2Lab, ocilab.OciLab) with a two-node Pacemaker cluster on it, for
+    """A cloud lab (ec2lab.Ec2Lab, ocilab.OciLab) with a Pacemaker cluster on it (two nodes
+    unless `nodes`), for
     one pytest test (`request`); when the test failed, the nodes' logs are printed."""
     t0 = time.monotonic()
     failed_before = request.session.testsfailed
-    with lab_class(nodes=2, name=name, pacemaker=True, agents=agents, **kw) as lab:
+    kw.setdefault("nodes", 2)
+    with lab_class(name=name, pacemaker=True, agents=agents, **kw) as lab:
         print(f"\n{lab_class.__name__} and cluster up in {lab.up_seconds:.1f}s")
         yield lab
         if request.session.testsfailed > failed_before:

@@ -14,7 +14,7 @@ use crate::error::{Error, Result, shown};
 use crate::host::{Host, Link, contains};
 use crate::params::{Key, Param, Type, Values};
 
-const IP: Key<String> = Key::new(
+pub(crate) const IP: Key<String> = Key::new(
     Param::new(
         "ip",
         "Virtual IP address",
@@ -26,7 +26,7 @@ const IP: Key<String> = Key::new(
     .unique_group("address"),
 );
 
-const CIDR_NETMASK: Key<Option<u8>> = Key::new(
+pub(crate) const CIDR_NETMASK: Key<Option<u8>> = Key::new(
     Param::new(
         "cidr_netmask",
         "Prefix length",
@@ -36,14 +36,14 @@ const CIDR_NETMASK: Key<Option<u8>> = Key::new(
     .ty(Type::Integer { min: 1, max: 128 }),
 );
 
-const NIC: Key<Option<String>> = Key::new(Param::new(
+pub(crate) const NIC: Key<Option<String>> = Key::new(Param::new(
     "nic",
     "Network interface",
     "The interface that carries the address. Default: the interface of the directly \
          connected route towards ip.",
 ));
 
-const CLOUD: Key<CloudChoice> = Key::new(
+pub(crate) const CLOUD: Key<CloudChoice> = Key::new(
     Param::new(
         "cloud",
         "Cloud provider",
@@ -88,7 +88,7 @@ const ARP_INTERVAL: Key<u64> = Key::new(
     .reloadable(),
 );
 
-static PARAMS: &[Param] = crate::params![
+pub(crate) static PARAMS: &[Param] = crate::params![
     &[IP.param, CIDR_NETMASK.param, NIC.param, CLOUD.param],
     &cloud::params::AWS_API,
     &[
