@@ -80,6 +80,17 @@ pub struct AgentDef {
     /// Build the agent from validated values, checking what can be checked without the host
     /// (validate-all at level 0). Host and cloud checks happen in the actions.
     pub build: fn(&Values) -> Result<Box<dyn Agent>>,
+    /// Runs as a clone on every node (the examples say so).
+    pub clone: bool,
+    /// Configurations beyond the generic ones, for the man page.
+    pub examples: &'static [Example],
+}
+
+/// One configuration example: what it is for, then the commands or file lines.
+#[derive(Debug)]
+pub struct Example {
+    pub intro: &'static str,
+    pub lines: &'static [&'static str],
 }
 
 impl std::fmt::Debug for AgentDef {

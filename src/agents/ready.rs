@@ -8,7 +8,7 @@
 use std::process::Command;
 
 use super::records::{Record, STARTED};
-use super::{ActionDecl, Agent, AgentDef, Ctx, Health, standard_actions, vip};
+use super::{ActionDecl, Agent, AgentDef, Ctx, Example, Health, standard_actions, vip};
 use crate::cloud;
 use crate::error::{Error, Kind, Result};
 use crate::params::{Key, Param, Type, Values};
@@ -77,6 +77,19 @@ pub static AGENT: AgentDef = AgentDef {
     params: PARAMS,
     actions: &ACTIONS,
     build,
+    clone: true,
+    examples: &[Example {
+        intro: "The readiness of every node for vip1 (the same ip, nic and cloud settings), and \
+                vip1 kept off nodes that could not take it over (a finite score: with no node \
+                ready the address stays where it is); crm_mon -A shows cloudha-ready and, on a \
+                node that is not ready, cloudha-ready-reason:",
+        lines: &[
+            "pcs resource create vip1 ocf:cloudha:vip ip=10.0.1.200 nic=eth0 cloud=aws op monitor interval=10s",
+            "pcs resource create vip1-ready ocf:cloudha:cloud-ready ip=10.0.1.200 nic=eth0 cloud=aws op monitor interval=30s clone",
+            "pcs constraint location vip1 rule score=-10000 not_defined cloudha-ready or cloudha-ready eq 0",
+            "crm_mon -1 -A",
+        ],
+    }],
 };
 
 /// Where the verdict goes: Pacemaker's attribute manager (unit tests use a recorder).

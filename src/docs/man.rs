@@ -367,8 +367,10 @@ pub fn man_agent(a: &AgentDef, date: &str) -> String {
     example(
         &mut w,
         &[format!(
-            "pcs resource create my-{} ocf:cloudha:{} {req} op monitor interval=10s",
-            a.name, a.name
+            "pcs resource create my-{} ocf:cloudha:{} {req} op monitor interval=10s{}",
+            a.name,
+            a.name,
+            if a.clone { " clone" } else { "" }
         )],
     );
     para(&mut w, "Without a cluster, to try a configuration:");
@@ -423,6 +425,16 @@ pub fn man_agent(a: &AgentDef, date: &str) -> String {
             .join(",")
     ));
     example(&mut w, &lines);
+    if !a.examples.is_empty() {
+        sh(&mut w, "MORE EXAMPLES");
+        for e in a.examples {
+            para(&mut w, e.intro);
+            example(
+                &mut w,
+                &e.lines.iter().map(|l| l.to_string()).collect::<Vec<_>>(),
+            );
+        }
+    }
     sh(&mut w, "SEE ALSO");
     let _ = writeln!(
         w,

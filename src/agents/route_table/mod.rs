@@ -126,6 +126,8 @@ pub static AGENT: AgentDef = AgentDef {
     params: PARAMS,
     actions: &ACTIONS,
     build: RouteTable::build,
+    clone: false,
+    examples: &[],
 };
 
 crate::choice! {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::checks::{check_ifname, never_unicast, no_such_nic, pick_link};
 use super::records::{CLOUD_CHECKED, Record, STARTED};
-use super::{ActionDecl, Agent, AgentDef, Ctx, Health, standard_actions};
+use super::{ActionDecl, Agent, AgentDef, Ctx, Example, Health, standard_actions};
 use crate::cloud::{self, Cloud, CloudChoice, CloudKind, Owner};
 use crate::error::{Error, Result, shown};
 use crate::host::{Host, Link, contains};
@@ -138,6 +138,31 @@ pub static AGENT: AgentDef = AgentDef {
     params: PARAMS,
     actions: &ACTIONS,
     build: Vip::build,
+    clone: false,
+    examples: &[
+        Example {
+            intro: "Oracle RAC under Clusterware, as on the seed cluster: Oracle's own \
+                    ora.myracnode02.vip owns the address on the OS (and a failed-over node VIP \
+                    is INTERMEDIATE on the other node), so this resource only moves it in EC2 \
+                    (local_address=false) and follows Oracle's VIP through a hard start and \
+                    stop dependency; its parameters are in \
+                    /etc/cloudha/myrac02-vip.ec2.conf (ip=10.0.1.200, nic=eth0, cloud=aws, \
+                    local_address=false; shipped in /usr/share/doc/cloudha/examples/):",
+            lines: &[
+                "crsctl add resource myrac02-vip.ec2 -type cluster_resource -attr \"CHECK_INTERVAL=10,ACTION_SCRIPT=/usr/lib/ocf/resource.d/cloudha/vip,PLACEMENT=favored,HOSTING_MEMBERS=myracnode01 myracnode02,AUTO_START=always,START_DEPENDENCIES=hard(intermediate:ora.myracnode02.vip),RELOCATE_BY_DEPENDENCY=1,STOP_DEPENDENCIES=hard(intermediate:ora.myracnode02.vip)\"",
+                "crsctl setperm resource myrac02-vip.ec2 -o root",
+                "crsctl relocate resource ora.myracnode02.vip -n myracnode02 -f   # ours moves with it",
+            ],
+        },
+        Example {
+            intro: "The SCAN addresses: one resource per SCAN VIP, each depending on Oracle's \
+                    (a type carries the parameters, so no .conf is needed); when a node is lost, \
+                    each follows its SCAN VIP:",
+            lines: &[
+                "crsctl add resource scan1.ec2 -type cloudha.vip.type -attr \"ACTION_SCRIPT=/usr/lib/ocf/resource.d/cloudha/vip,IP=10.0.1.211,NIC=eth0,CLOUD=aws,LOCAL_ADDRESS=false,START_DEPENDENCIES=hard(intermediate:ora.scan1.vip),STOP_DEPENDENCIES=hard(intermediate:ora.scan1.vip)\"",
+            ],
+        },
+    ],
 };
 
 pub struct Vip {

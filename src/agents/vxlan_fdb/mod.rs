@@ -203,6 +203,8 @@ pub static AGENT: AgentDef = AgentDef {
     params: PARAMS,
     actions: &ACTIONS,
     build: VxlanFdb::build,
+    clone: true,
+    examples: &[],
 };
 
 /// Marks the devices this agent created (IFLA_IFALIAS), so stop deletes only those.
