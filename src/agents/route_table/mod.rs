@@ -86,6 +86,7 @@ static PARAMS: &[Param] = crate::params![
         CREATE_MISSING.param,
         NIC.param,
         cloud::params::LOCAL_ADDRESS.param,
+        cloud::params::EXPECT_LOCAL_ADDRESS.param,
         SOURCE_DEST_CHECK.param,
     ],
     &cloud::params::AWS_API,
@@ -146,6 +147,7 @@ pub struct RouteTable {
     create_missing: bool,
     nic: Option<String>,
     local_address: bool,
+    expect_local_address: bool,
     source_dest: SourceDest,
     opts: cloud::Options,
     check_interval: Duration,
@@ -186,6 +188,8 @@ impl RouteTable {
         let (ip, dest) = parse_ip(v.get(&IP).trim())?;
         let tables = parse_tables(&v.get(&ROUTE_TABLES))?;
         let local_address = v.get(&cloud::params::LOCAL_ADDRESS);
+        let expect_local_address = v.get(&cloud::params::EXPECT_LOCAL_ADDRESS);
+        cloud::params::check_expect(local_address, expect_local_address)?;
         if local_address && dest.len < 31 && (ip == dest.net || ip == broadcast(dest)) {
             return Err(Error::config(format!(
                 "ip={ip}/{} is the network or broadcast address of {dest}; give a host address \
@@ -213,6 +217,7 @@ impl RouteTable {
             create_missing,
             nic,
             local_address,
+            expect_local_address,
             source_dest,
             opts,
             check_interval: v.get(&cloud::params::CLOUD_CHECK_INTERVAL),
@@ -480,6 +485,10 @@ impl Agent for RouteTable {
             link
         } else {
             if !cx.probe && !self.record(cx, STARTED).exists() {
+                return Ok(Health::NotRunning);
+            }
+            let ip = IpAddr::V4(self.ip);
+            if cloud::params::owner_took_it_away(self.expect_local_address, cx.host, ip)? {
                 return Ok(Health::NotRunning);
             }
             self.link(cx.host)?

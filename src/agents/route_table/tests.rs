@@ -272,3 +272,27 @@ fn without_a_local_address_the_probe_asks_the_cloud() {
         assert_eq!(a.monitor(cx).unwrap(), Health::Running);
     });
 }
+
+#[test]
+fn without_a_local_address_the_owners_address_can_count() {
+    let h = host();
+    let run = tempfile::tempdir().unwrap();
+    let r = FakeRoutes::new(&[("rtb-1", Some("eni-b"))]);
+    let a = agent(&[
+        ("route_tables", "rtb-1"),
+        ("local_address", "false"),
+        ("expect_local_address", "true"),
+    ])
+    .unwrap();
+    with(&h, &r, false, 0, run.path(), |cx| {
+        a.start(cx).unwrap();
+        assert_eq!(
+            a.monitor(cx).unwrap(),
+            Health::NotRunning,
+            "nobody configured the address here"
+        );
+        h.add_addr(2, IP.parse().unwrap(), 32).unwrap();
+        assert_eq!(a.monitor(cx).unwrap(), Health::Running);
+    });
+    assert!(agent(&[("route_tables", "rtb-1"), ("expect_local_address", "true")]).is_err());
+}

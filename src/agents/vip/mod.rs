@@ -99,6 +99,7 @@ pub(crate) static PARAMS: &[Param] = crate::params![
         cloud::params::DELETE_ON_STOP.param,
         cloud::params::CLOUD_CHECK_INTERVAL.param,
         cloud::params::LOCAL_ADDRESS.param,
+        cloud::params::EXPECT_LOCAL_ADDRESS.param,
         ARP_COUNT.param,
         ARP_INTERVAL.param,
     ],
@@ -174,6 +175,7 @@ pub struct Vip {
     check_interval: Duration,
     /// false: another resource owns the OS address; this one moves it in the cloud only.
     local_address: bool,
+    expect_local_address: bool,
     arp_count: u32,
     arp_interval: Duration,
 }
@@ -283,6 +285,8 @@ impl Vip {
             }
         }
         let local_address = v.get(&cloud::params::LOCAL_ADDRESS);
+        let expect_local_address = v.get(&cloud::params::EXPECT_LOCAL_ADDRESS);
+        cloud::params::check_expect(local_address, expect_local_address)?;
         if !local_address && cloud == Some(CloudKind::None) {
             return Err(Error::config(
                 "local_address=false with cloud=none leaves nothing to do: the resource would \
@@ -303,6 +307,7 @@ impl Vip {
             opts,
             check_interval: v.get(&CLOUD_CHECK_INTERVAL),
             local_address,
+            expect_local_address,
             arp_count: v.get(&ARP_COUNT),
             arp_interval: Duration::from_millis(v.get(&ARP_INTERVAL)),
         }))
@@ -523,6 +528,9 @@ impl Vip {
     /// runs here and the cloud whether it still does. A probe has only the cloud to go by.
     fn monitor_cloud_only(&self, cx: &Ctx) -> Result<Health> {
         if !cx.probe && !self.started(cx).exists() {
+            return Ok(Health::NotRunning);
+        }
+        if cloud::params::owner_took_it_away(self.expect_local_address, cx.host, self.ip)? {
             return Ok(Health::NotRunning);
         }
         if !cx.probe && !self.checked(cx).cloud_check_due(cx, self.check_interval) {

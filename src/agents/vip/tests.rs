@@ -389,6 +389,33 @@ fn cloud_only_moves_the_address_and_never_touches_the_os() {
 }
 
 #[test]
+fn cloud_only_can_count_the_owners_os_address() {
+    let rig = Rig::new(FakeCloud::default());
+    let host = &rig.host;
+    let ip = "10.0.0.200".parse().unwrap();
+    host.add_addr(2, ip, 24).unwrap();
+    let a = aws(&[("local_address", "false"), ("expect_local_address", "true")]);
+    rig.ctx(false, |cx| {
+        a.start(cx).unwrap();
+        assert_eq!(a.monitor(cx).unwrap(), Health::Running);
+    });
+    // Oracle's VIP moved away and took its address: not running here, though EC2 still
+    // delivers the address to this node.
+    host.del_addr(2, ip, 24).unwrap();
+    rig.ctx(false, |cx| {
+        assert_eq!(a.monitor(cx).unwrap(), Health::NotRunning)
+    });
+    rig.ctx(true, |cx| {
+        assert_eq!(a.monitor(cx).unwrap(), Health::NotRunning)
+    });
+    assert_eq!(rig.cloud.holder("10.0.0.200").as_deref(), Some("eth0"));
+    let e = agent(&[("ip", "10.0.0.200"), ("expect_local_address", "true")])
+        .err()
+        .unwrap();
+    assert_eq!(e.kind, Kind::Config, "meaningless with local_address=true");
+}
+
+#[test]
 fn cloud_only_rides_out_cloud_trouble_but_a_probe_has_no_verdict() {
     let rig = Rig::new(FakeCloud::default());
     let a = aws(&[("local_address", "false"), ("cloud_check_interval", "0")]);
