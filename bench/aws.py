@@ -59,8 +59,11 @@ def reset(lab):
 
 
 def main() -> int:
+    # What must be sequential: start moves (write) then confirms (read); stop reads who holds
+    # the address, then releases it only if this ENI still does; a probe reads.
+    limits = {"start": "wr", "stop": "rw", "probe": "r"}
     return vipbench.main("vip cloud=aws vs awsvip on the EC2 lab", Ec2Lab, params, ec2_calls,
-                         AwsVip, reset, "EC2", peer_runs=5)
+                         AwsVip, reset, "EC2", peer_runs=5, limits=limits)
 
 
 if __name__ == "__main__":

@@ -52,8 +52,11 @@ def reset(lab):
 
 
 def main() -> int:
+    # start: find the private IP object in the subnet (read), move or create it (write),
+    # confirm (read); stop leaves the object in place (no call); a probe reads.
+    limits = {"start": "rwr", "probe": "r"}
     return vipbench.main("vip cloud=oci vs ocivip on the OCI lab", OciLab, params, api_calls,
-                         OciVip, reset, "API", peer_runs=3)
+                         OciVip, reset, "API", peer_runs=3, limits=limits)
 
 
 if __name__ == "__main__":

@@ -121,6 +121,24 @@ pub trait Routes {
     fn point(&self, dest: Dest, eni: &str, changes: &[Change]) -> Vec<(String, Result<()>)>;
     /// Whether source/destination checking is on for the ENI.
     fn source_dest_check(&self, eni: &str) -> Result<bool>;
+    /// `tables`, and with `check` also `source_dest_check`: two independent reads, which a
+    /// provider makes at once (a start waits for the slower, not for both in turn).
+    fn tables_and_check(
+        &self,
+        sel: &Selection,
+        dest: Dest,
+        vpc: &str,
+        eni: &str,
+        check: bool,
+    ) -> Result<(Vec<Table>, Option<bool>)> {
+        let tables = self.tables(sel, dest, vpc)?;
+        let on = if check {
+            Some(self.source_dest_check(eni)?)
+        } else {
+            None
+        };
+        Ok((tables, on))
+    }
     fn disable_source_dest_check(&self, eni: &str) -> Result<()>;
     /// Try the permissions the resource needs without changing anything (DryRun): report
     /// lines, or a permission error naming every missing `ec2:Action`.

@@ -55,6 +55,21 @@ class MetadataHandler(QuietHandler):
 
 NOT_SHARED = object()  # shared_control's answer for a path each stand-in routes itself
 
+# The stand-ins answer in about 2 ms; a real cloud API takes tens to hundreds of ms, a change
+# more than a read. A service time per call (seconds, reads and writes apart) is slept by the
+# request's own thread after the answer is computed and outside every lock, so concurrent calls
+# overlap as they do on the real API. Instance metadata is never slowed (real IMDS answers in
+# about a millisecond). Default 0; the benchmarks' realistic values (bench/vipbench.py
+# REALISTIC) are an assumption, not a measurement of either cloud.
+SERVICE = {"read": 0.0, "write": 0.0}
+
+
+def serve_time(is_read: bool) -> None:
+    """Sleep the configured service time of one API call."""
+    s = SERVICE["read" if is_read else "write"]
+    if s > 0:
+        time.sleep(s)
+
 
 def shared_control(cloud, method: str, path: str, body, query):
     """The /_lab/ control calls of both stand-ins: ping, faults, nodes, IMDS requests, the
@@ -76,6 +91,10 @@ def shared_control(cloud, method: str, path: str, body, query):
             return list(node.requests)
     if path.startswith("dataplane"):
         return cloud.dataplane.control(path, body)
+    if path == "service":
+        if method == "POST":
+            SERVICE.update({k: float(body[k]) for k in ("read", "write") if k in body})
+        return dict(SERVICE)
     return NOT_SHARED
 
 

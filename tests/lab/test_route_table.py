@@ -372,3 +372,25 @@ def test_two_nodes_racing_to_start(lab):
     assert lab.who_answers(OVERLAY, PORT) == winner.name
     for n in lab.nodes:
         assert rt(lab, n, "stop", route_tables=table).rc == 0
+
+
+def test_the_two_reads_of_a_start_go_out_together(lab):
+    """The route-table read and the ENI read (source/destination check) are independent: with
+    a service time on every call (as on the real API), they overlap instead of queueing."""
+    table = lab.tables[0]
+    lab.set_route(table, DEST, lab.node(2))
+    lab.set_service_time(0.3, 0.1)
+    try:
+        t = time.monotonic()
+        assert rt(lab, 1, "start", route_tables=table).rc == 0
+        reads = [c for c in lab.calls(t)
+                 if c["action"] in ("DescribeRouteTables", "DescribeNetworkInterfaces")]
+    finally:
+        lab.set_service_time(0, 0)
+    first_tables = next(c for c in reads if c["action"] == "DescribeRouteTables")
+    eni = next(c for c in reads if c["action"] == "DescribeNetworkInterfaces")
+    a, b = sorted([first_tables, eni], key=lambda c: c["t"])
+    print(f"{a['action']} at +0, {b['action']} at +{b['t'] - a['t']:.3f}s "
+          f"(each takes {a['duration']:.3f}s)")
+    assert b["t"] < a["t"] + a["duration"], "the second read waited for the first"
+    assert rt(lab, 1, "stop", route_tables=table).rc == 0

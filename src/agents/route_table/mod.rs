@@ -268,8 +268,7 @@ impl RouteTable {
     }
 
     /// The selected tables, checked: in our VPC, holding a route (or allowed to get one).
-    fn survey(&self, routes: &dyn Routes, eni: &EniInfo) -> Result<Vec<Table>> {
-        let tables = routes.tables(&self.tables, self.dest, &eni.vpc)?;
+    fn survey(&self, tables: Vec<Table>, eni: &EniInfo) -> Result<Vec<Table>> {
         if tables.is_empty() {
             return Err(Error::config(format!(
                 "route_tables=auto: no route table of {} holds a route for {}; create the route \
@@ -332,8 +331,15 @@ impl RouteTable {
             .collect()
     }
 
-    fn source_dest_check(&self, routes: &dyn Routes, eni: &EniInfo, nic: &Link) -> Result<()> {
-        if self.source_dest == SourceDest::Ignore || !routes.source_dest_check(&eni.id)? {
+    /// `on`: what EC2 said of the ENI's source/destination check (None: not asked).
+    fn source_dest_check(
+        &self,
+        routes: &dyn Routes,
+        eni: &EniInfo,
+        nic: &Link,
+        on: Option<bool>,
+    ) -> Result<()> {
+        if self.source_dest == SourceDest::Ignore || on != Some(true) {
             return Ok(());
         }
         if self.source_dest == SourceDest::Disable {
@@ -379,9 +385,17 @@ impl Agent for RouteTable {
             if let Some(w) = self.inside_vpc(&eni) {
                 tracing::warn!("{w}");
             }
-            // Every check before the first change: a bad table changes nothing anywhere.
-            let tables = self.survey(routes, &eni)?;
-            self.source_dest_check(routes, &eni, &link)?;
+            // Every check before the first change: a bad table changes nothing anywhere. The
+            // two reads are independent: they go out together.
+            let (tables, on) = routes.tables_and_check(
+                &self.tables,
+                self.dest,
+                &eni.vpc,
+                &eni.id,
+                self.source_dest != SourceDest::Ignore,
+            )?;
+            let tables = self.survey(tables, &eni)?;
+            self.source_dest_check(routes, &eni, &link, on)?;
             let changes = self.changes(&tables, &eni.id);
             if changes.is_empty() {
                 tracing::info!(
@@ -602,7 +616,7 @@ impl Agent for RouteTable {
                 }
                 None => report.push(format!("{} is outside the VPC's CIDR blocks", self.dest)),
             }
-            let tables = self.survey(routes, &eni)?;
+            let tables = self.survey(routes.tables(&self.tables, self.dest, &eni.vpc)?, &eni)?;
             for t in &tables {
                 let whose = if t.points_at(&eni.id) {
                     " (this node)"
@@ -627,7 +641,7 @@ impl Agent for RouteTable {
             if self.source_dest != SourceDest::Ignore {
                 let on = routes.source_dest_check(&eni.id)?;
                 if on && self.source_dest == SourceDest::Check {
-                    self.source_dest_check(routes, &eni, &link)?;
+                    self.source_dest_check(routes, &eni, &link, Some(on))?;
                 }
                 report.push(format!(
                     "source/destination check on {}: {}",

@@ -50,6 +50,60 @@ fn route_for(rt: &aws_sdk_ec2::types::RouteTable, dest: &str) -> Option<Route> {
     })
 }
 
+/// The selected tables and their route for `dest` (all pages of one DescribeRouteTables).
+async fn read_tables(
+    ec2: &aws_sdk_ec2::Client,
+    sel: &Selection,
+    dest: Dest,
+    vpc: &str,
+) -> Result<Vec<Table>> {
+    let want = dest.to_string();
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut req = ec2.describe_route_tables().set_next_token(token.take());
+        req = match sel {
+            Selection::Ids(ids) => req.set_route_table_ids(Some(ids.clone())),
+            // EC2 filters for us: only tables of our VPC holding the destination.
+            Selection::Auto => req
+                .filters(filter("vpc-id", vpc))
+                .filters(filter("route.destination-cidr-block", &want)),
+        };
+        let page = req
+            .send()
+            .await
+            .map_err(|e| sdk_error("DescribeRouteTables", e))?;
+        for rt in page.route_tables() {
+            out.push(Table {
+                id: rt.route_table_id().unwrap_or_default().to_string(),
+                vpc: rt.vpc_id().unwrap_or_default().to_string(),
+                route: route_for(rt, &want),
+            });
+        }
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
+/// Whether source/destination checking is on for the ENI.
+async fn read_source_dest_check(ec2: &aws_sdk_ec2::Client, eni: &str) -> Result<bool> {
+    let out = ec2
+        .describe_network_interfaces()
+        .network_interface_ids(eni)
+        .send()
+        .await
+        .map_err(|e| sdk_error("DescribeNetworkInterfaces", e))?;
+    let n = out
+        .network_interfaces()
+        .first()
+        .ok_or_else(|| Error::host_args(format!("EC2 does not know this node's ENI {eni}")))?;
+    // EC2 omits it only when it is the default, which is on.
+    Ok(n.source_dest_check().unwrap_or(true))
+}
+
 impl Routes for Aws {
     fn eni(&self, nic: &Link) -> Result<EniInfo> {
         let eni = Aws::eni(self, nic)?;
@@ -78,37 +132,31 @@ impl Routes for Aws {
 
     fn tables(&self, sel: &Selection, dest: Dest, vpc: &str) -> Result<Vec<Table>> {
         let ec2 = self.ec2()?;
-        let want = dest.to_string();
-        self.rt.run("DescribeRouteTables", async {
-            let mut out = Vec::new();
-            let mut token: Option<String> = None;
-            loop {
-                let mut req = ec2.describe_route_tables().set_next_token(token.take());
-                req = match sel {
-                    Selection::Ids(ids) => req.set_route_table_ids(Some(ids.clone())),
-                    // EC2 filters for us: only tables of our VPC holding the destination.
-                    Selection::Auto => req
-                        .filters(filter("vpc-id", vpc))
-                        .filters(filter("route.destination-cidr-block", &want)),
-                };
-                let page = req
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("DescribeRouteTables", e))?;
-                for rt in page.route_tables() {
-                    out.push(Table {
-                        id: rt.route_table_id().unwrap_or_default().to_string(),
-                        vpc: rt.vpc_id().unwrap_or_default().to_string(),
-                        route: route_for(rt, &want),
-                    });
-                }
-                match page.next_token() {
-                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                    _ => break,
-                }
-            }
-            Ok(out)
-        })
+        self.rt
+            .run("DescribeRouteTables", read_tables(&ec2, sel, dest, vpc))
+    }
+
+    fn tables_and_check(
+        &self,
+        sel: &Selection,
+        dest: Dest,
+        vpc: &str,
+        eni: &str,
+        check: bool,
+    ) -> Result<(Vec<Table>, Option<bool>)> {
+        let ec2 = self.ec2()?;
+        self.rt
+            .run("DescribeRouteTables and DescribeNetworkInterfaces", async {
+                let (tables, on) = futures::join!(read_tables(&ec2, sel, dest, vpc), async {
+                    if check {
+                        read_source_dest_check(&ec2, eni).await.map(Some)
+                    } else {
+                        Ok(None)
+                    }
+                });
+                // A table problem first, as when the reads ran one after the other.
+                Ok((tables?, on?))
+            })
     }
 
     fn point(&self, dest: Dest, eni: &str, changes: &[Change]) -> Vec<(String, Result<()>)> {
@@ -165,17 +213,10 @@ impl Routes for Aws {
 
     fn source_dest_check(&self, eni: &str) -> Result<bool> {
         let ec2 = self.ec2()?;
-        let out = self.call("DescribeNetworkInterfaces", || {
-            ec2.describe_network_interfaces()
-                .network_interface_ids(eni)
-                .send()
-        })?;
-        let n = out
-            .network_interfaces()
-            .first()
-            .ok_or_else(|| Error::host_args(format!("EC2 does not know this node's ENI {eni}")))?;
-        // EC2 omits it only when it is the default, which is on.
-        Ok(n.source_dest_check().unwrap_or(true))
+        self.rt.run(
+            "DescribeNetworkInterfaces",
+            read_source_dest_check(&ec2, eni),
+        )
     }
 
     fn disable_source_dest_check(&self, eni: &str) -> Result<()> {

@@ -689,6 +689,12 @@ class Ec2Lab:
         events = self._control("GET", "power")["events"]
         return [e for e in events if since is None or e["t"] >= since]
 
+    def set_service_time(self, read: float, write: float) -> None:
+        """Every API call of the agents (not the lab's own, not IMDS) takes this long: `read`
+        s for Describe*/Get* (OCI: GET), `write` s for the others, overlapping when concurrent
+        (tests/lab/standin.py)."""
+        self._control("POST", "service", {"read": read, "write": write})
+
     def set_dataplane_lag(self, seconds: float) -> None:
         """Routes follow the API `seconds` late (EC2's remapping is asynchronous)."""
         self._control("POST", "dataplane", {"lag": seconds})

@@ -37,7 +37,7 @@ from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 from standin import (NOT_SHARED, MetadataHandler, announce, log, pid_alive, power_off,
-                     shared_control, watch_machines)
+                     serve_time, shared_control, watch_machines)
 
 from . import nssock
 
@@ -197,6 +197,8 @@ class Gate:
         counted = self.counted and req.key != LAB_KEY
         try:
             status, headers, body = self.handle(environ, req, entry)
+            if counted:  # the lab's own calls (LAB_KEY, control) are never slowed
+                serve_time(req.action.startswith(("Describe", "Get")))
         finally:
             entry["duration"] = time.monotonic() - t0
             if counted:

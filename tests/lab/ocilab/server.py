@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import serialization
 from ec2lab import nssock
 from ec2lab.server import DataPlane, Faults, NsHTTPServer, Relay, exit_with
 from standin import (NOT_SHARED, MetadataHandler, QuietHandler, announce, log, power_off,
-                     shared_control, watch_machines)
+                     serve_time, shared_control, watch_machines)
 
 from . import pki
 
@@ -650,6 +650,7 @@ class ApiHandler(QuietHandler):
         try:
             try:
                 status, payload, extra = self.gate(cloud, req, entry, args)
+                serve_time(self.command == "GET")
             except ApiError as e:
                 status, payload = e.status, {"code": e.code, "message": e.message}
                 entry["code"] = e.code
