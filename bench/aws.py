@@ -15,10 +15,13 @@ nothing.
 from __future__ import annotations
 
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "lab"))
 
+import cloudvip  # noqa: E402
 from ec2lab import Ec2Lab  # noqa: E402
 import vipbench  # noqa: E402
 from vipbench import VIP, measure  # noqa: E402
@@ -58,12 +61,54 @@ def reset(lab):
     lab.sync()
 
 
+PARALLEL = [f"10.0.1.{110 + i}" for i in range(10)]
+
+
+def parallel_starts(lab, binary) -> list[str]:
+    """Ten vip resources starting at once on node 1 (as Pacemaker's batch-limit allows), then
+    stopping at once: total wall time and EC2 calls, ours and awsvip's."""
+    node = lab.node(1)
+
+    def ours(action, i, ip):
+        env = cloudvip.agent_env(lab, node, {**params(lab), "ip": ip}, instance=f"many{i}")
+        return node.exec([binary, "vip", action], env=env, timeout=120).returncode
+
+    def peer(action, i, ip):
+        script = {"start": f"{AWSVIP} start && ip addr add {ip}/24 dev eth0",
+                  "stop": f"ip addr del {ip}/24 dev eth0 2>/dev/null; {AWSVIP} stop"}[action]
+        env = lab.awsvip_env(node, ip)
+        env["OCF_RESOURCE_INSTANCE"] = f"many{i}"
+        return node.exec(["sh", "-c", script], env=env, timeout=300).returncode
+
+    out = ["", "ten resources on node 1 at once (wall s of all ten, EC2 calls, exit codes):", "",
+           "| action | agent | wall s | EC2 calls | exit codes |", "|---|---|---|---|---|"]
+    for name, fn in (("cloudha vip", ours), ("awsvip + ip addr", peer)):
+        for action in ("start", "stop"):
+            t = time.monotonic()
+            with ThreadPoolExecutor(len(PARALLEL)) as ex:
+                rcs = list(ex.map(lambda a: fn(action, *a), enumerate(PARALLEL)))
+            wall = time.monotonic() - t
+            calls = [c for c in lab.calls(t) if c["service"] == "ec2"]
+            if action == "start":
+                held = sum(lab.owners(ip) == [node.eni_id] for ip in PARALLEL)
+                action = f"start ({held} of {len(PARALLEL)} held by node 1 after)"
+            out.append(f"| {action} | {name} | {wall:.3f} | {len(calls)} | "
+                       f"{','.join(sorted(set(map(str, rcs))))} |")
+        for ip in PARALLEL:
+            for owner in lab.owners(ip):
+                lab.ec2.unassign_private_ip_addresses(NetworkInterfaceId=owner,
+                                                      PrivateIpAddresses=[ip])
+            node.exec(["ip", "addr", "del", f"{ip}/24", "dev", "eth0"])
+    return out
+
+
 def main() -> int:
     # What must be sequential: start moves (write) then confirms (read); stop reads who holds
     # the address, then releases it only if this ENI still does; a probe reads.
     limits = {"start": "wr", "stop": "rw", "probe": "r"}
     return vipbench.main("vip cloud=aws vs awsvip on the EC2 lab", Ec2Lab, params, ec2_calls,
-                         AwsVip, reset, "EC2", peer_runs=5, limits=limits)
+                         AwsVip, reset, "EC2", peer_runs=5, limits=limits,
+                         extra=parallel_starts)
 
 
 if __name__ == "__main__":

@@ -182,7 +182,7 @@ def table(results: dict[str, dict[str, list[Run]]], outages: dict[str, float | N
 
 
 def main(title: str, lab_class, params, api_calls, peer, reset, api: str, peer_runs: int,
-         limits: dict[str, str] | None = None) -> int:
+         limits: dict[str, str] | None = None, extra=None) -> int:
     """The whole benchmark, in one lab run: our vip agent with `params(lab)`, counting
     `api_calls(lab)(since)`, against `peer(lab)` (.name, .action(node, action, interval=None)
     -> Run), at no service time and at REALISTIC; `limits` are our actions' call chains."""
@@ -209,11 +209,15 @@ def main(title: str, lab_class, params, api_calls, peer, reset, api: str, peer_r
             results = {a.name: cycle(a, lab, args.runs, reset),
                        b.name: cycle(b, lab, args.peer_runs, reset)}
             outages = {x.name: planned_move(x, lab, reset) for x in (a, b)}
-            passes.append((service, results, outages))
+            # `extra(lab, binary) -> lines`: a further measurement in the same pass.
+            lines = extra(lab, binary) if extra else []
+            passes.append((service, results, outages, lines))
     print(f"\n{title} (medians; {a.name} {args.runs} runs, {b.name} {args.peer_runs} runs; "
           f"{time.monotonic() - t0:.0f} s in all)")
-    for service, results, outages in passes:
+    for service, results, outages, lines in passes:
         print(f"\nAPI service time: reads {service[0] * 1000:.0f} ms, writes "
               f"{service[1] * 1000:.0f} ms\n")
         table(results, outages, api, service, limits)
+        for line in lines:
+            print(line)
     return 0
