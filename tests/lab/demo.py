@@ -52,7 +52,7 @@ def report(t0: float, out, failures) -> int:
 STOP_DELAY = 2.0  # seconds an instance is `stopping` (EC2 takes seconds to a minute)
 
 
-def aws_demo(t0: float) -> int:
+def aws_demo(t0: float, service: tuple[float, float] = (0.0, 0.0)) -> int:
     from ec2lab import Ec2Lab
 
     vip = "10.0.1.100"
@@ -60,6 +60,10 @@ def aws_demo(t0: float) -> int:
         "subnet 10.0.2.0/24; stonith-enabled=true")
     with Ec2Lab(nodes=2, name="demo", pacemaker=True, agents=("vip",), stonith=True) as lab:
         n1, n2 = lab.node(1), lab.node(2)
+        if service != (0.0, 0.0):
+            lab.set_service_time(*service)
+            say(f"== every EC2 call takes {service[0] * 1000:.0f} ms (reads) or "
+                f"{service[1] * 1000:.0f} ms (writes), as on a real API (an assumption)")
         say(f"   up in {lab.up_seconds:.1f}s: node1 {n1.ip} ({n1.instance_id}, {n1.eni_id}), "
             f"node2 {n2.ip} ({n2.instance_id}, {n2.eni_id}), client {lab.client_ip}")
         cloud = {"cloud": "aws", "endpoint_url": lab.endpoint}
@@ -125,9 +129,12 @@ def l2_demo(t0: float) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--l2", action="store_true", help="plain L2 network, cloud=none")
+    ap.add_argument("--service", metavar="READ,WRITE", default="0,0",
+                    help="milliseconds every EC2 read and write takes (e.g. 60,150)")
     args = ap.parse_args()
+    read, write = (float(x) / 1000 for x in args.service.split(","))
     t0 = time.monotonic()
-    return l2_demo(t0) if args.l2 else aws_demo(t0)
+    return l2_demo(t0) if args.l2 else aws_demo(t0, (read, write))
 
 
 if __name__ == "__main__":
