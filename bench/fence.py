@@ -34,7 +34,7 @@ import cloudvip  # noqa: E402
 import failover  # noqa: E402
 from ec2lab import Ec2Lab  # noqa: E402
 from ocilab import OciLab  # noqa: E402
-from vipbench import REALISTIC, limit_of, measure, med  # noqa: E402
+from vipbench import REALISTIC, cells, limit_of, measure, med  # noqa: E402
 
 # What must be sequential: status and monitor read; off asks for the stop (write) and reads until
 # the instance is stopped; reboot then asks for the start. (Ours also reads the state before
@@ -140,13 +140,9 @@ def print_actions(results: dict, api: str, service=(0.0, 0.0)) -> None:
     for action in ACTIONS:
         for name, res in results.items():
             runs = res[action]
-            wall = med([r.wall for r in runs])
             lim = limit_of(LIMITS[action], service) if name == "fence_cloudha" else 0
-            print(f"| {action} | {name} | {wall:.3f} | "
-                  f"{med([r.cpu for r in runs]):.3f} | {max(r.rss_mb for r in runs):.1f} | "
-                  f"{med([len(r.calls) for r in runs]):g} | "
-                  + (f"{lim:.3f} | {wall / lim:.2f} | " if lim else "- | - | ")
-                  + f"{','.join(sorted({str(r.rc) for r in runs}))} |")
+            print(f"| {action} | {name} | "
+                  + cells(runs, lim, f"{med([len(r.calls) for r in runs]):g} | "))
 
 
 def print_slow(slow: dict, delay: float) -> None:

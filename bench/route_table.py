@@ -145,14 +145,10 @@ def print_pass(results, outages, service) -> None:
                 calls = med([len(r.calls) for r in ok]) if ok else float("nan")
                 desc = med([sum(c["action"] == "DescribeRouteTables" for c in r.calls)
                             for r in ok]) if ok else float("nan")
-                wall = med([r.wall for r in runs])
                 lim = (vipbench.limit_of(LIMITS.get(action, ""), service)
                        if name == Cloudha.name else 0)
-                print(f"| {n} | {action} | {name} | {wall:.3f} | "
-                      f"{med([r.cpu for r in runs]):.3f} | "
-                      f"{max(r.rss_mb for r in runs):.1f} | {calls:g} | {desc:g} | "
-                      + (f"{lim:.3f} | {wall / lim:.2f} | " if lim else "- | - | ")
-                      + f"{','.join(sorted({str(r.rc) for r in runs}))} |")
+                print(f"| {n} | {action} | {name} | "
+                      + vipbench.cells(runs, lim, f"{calls:g} | {desc:g} | "))
     print()
     for n, o in outages.items():
         for name, v in o.items():

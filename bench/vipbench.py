@@ -143,6 +143,17 @@ def limit_of(chain: str, service: tuple[float, float]) -> float:
     return sum(read if c == "r" else write for c in chain)
 
 
+def cells(runs: list[Run], lim: float | None, middle: str = "") -> str:
+    """The cells every benchmark table shares for one agent's runs of one action: wall, CPU and
+    max RSS, `middle` (the table's own counts, "| "-separated), the call-count limit and our
+    multiple of it (`lim`, None or 0 for none), the exit codes."""
+    wall = med([r.wall for r in runs])
+    return (f"{wall:.3f} | {med([r.cpu for r in runs]):.3f} | "
+            f"{max(r.rss_mb for r in runs):.1f} | {middle}"
+            + (f"{lim:.3f} | {wall / lim:.2f} | " if lim else "- | - | ")
+            + f"{','.join(sorted({str(r.rc) for r in runs}))} |")
+
+
 def table(results: dict[str, dict[str, list[Run]]], outages: dict[str, float | None],
           api: str, service: tuple[float, float] = (0.0, 0.0),
           limits: dict[str, str] | None = None) -> None:
@@ -160,13 +171,9 @@ def table(results: dict[str, dict[str, list[Run]]], outages: dict[str, float | N
             runs = res[action]
             odd += [(name, action, r.rc, r.err.strip()[-300:]) for r in runs
                     if r.rc not in (0, 7)]
-            wall = med([r.wall for r in runs])
             lim = limit_of(limits.get(action, ""), service) if name == ours else None
-            print(f"| {action} | {name} | {wall:.3f} | "
-                  f"{med([r.cpu for r in runs]):.3f} | {max(r.rss_mb for r in runs):.1f} | "
-                  f"{med([len(r.calls) for r in runs]):g} | "
-                  + (f"{lim:.3f} | {wall / lim:.2f} | " if lim else "- | - | ")
-                  + f"{','.join(sorted({str(r.rc) for r in runs}))} |")
+            print(f"| {action} | {name} | "
+                  + cells(runs, lim, f"{med([len(r.calls) for r in runs]):g} | "))
     print()
     for name, o in outages.items():
         print(f"planned move node1 -> node2 (stop a, start b), client outage, {name}: "
