@@ -250,6 +250,8 @@ pub struct FakePower {
     pub stuck: Cell<bool>,
     /// StartInstances fails (a capacity error, say).
     pub refuse_start: Cell<bool>,
+    /// A stop of a stopped instance is a no-op (as EC2's).
+    pub idempotent_stop: Cell<bool>,
     /// Reads left until the instance in transit arrives, and where.
     pending: RefCell<HashMap<String, (u32, super::power::PowerState)>>,
 }
@@ -294,6 +296,9 @@ impl FakePower {
 }
 
 impl super::power::Power for FakePower {
+    fn stop_is_idempotent(&self) -> bool {
+        self.idempotent_stop.get()
+    }
     fn is_id(&self, s: &str) -> bool {
         s.starts_with("i-")
     }

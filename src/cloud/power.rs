@@ -48,6 +48,11 @@ pub trait Power {
     fn state(&self, id: &str) -> Result<PowerState>;
     /// A hard stop: no shutdown scripts, no waiting for the guest.
     fn off(&self, id: &str) -> Result<()>;
+    /// Whether `off` of an instance that is already off (or gone) just succeeds, so that the
+    /// fence need not read the state before asking for the stop (EC2's StopInstances does).
+    fn stop_is_idempotent(&self) -> bool {
+        false
+    }
     fn on(&self, id: &str) -> Result<()>;
     /// Every instance the credentials can see.
     fn instances(&self) -> Result<Vec<Instance>>;

@@ -22,6 +22,9 @@ fn call(power: &FakePower, stdin: &str) -> Result<Answer> {
         fn off(&self, id: &str) -> Result<()> {
             self.0.off(id)
         }
+        fn stop_is_idempotent(&self) -> bool {
+            self.0.stop_is_idempotent()
+        }
         fn on(&self, id: &str) -> Result<()> {
             self.0.on(id)
         }
@@ -93,6 +96,22 @@ fn off_waits_for_stopped_and_status_says_off() {
     // Already off: nothing to do, still success.
     assert_eq!(call(&p, "action=off\nplug=i-2").unwrap().code, 0);
     assert_eq!(p.count("off"), 1);
+}
+
+#[test]
+fn where_a_stop_is_idempotent_off_asks_for_it_first() {
+    let p = two();
+    p.idempotent_stop.set(true);
+    assert_eq!(call(&p, "action=off\nplug=i-2").unwrap().code, 0);
+    let calls = p.calls.borrow().clone();
+    let first = calls.iter().position(|c| c.starts_with("off")).unwrap();
+    assert!(
+        !calls[..first].iter().any(|c| c.starts_with("state")),
+        "no read before the stop: {calls:?}"
+    );
+    // Already off: asked again, a no-op, still success.
+    assert_eq!(call(&p, "action=off\nplug=i-2").unwrap().code, 0);
+    assert_eq!(p.count("off"), 2);
 }
 
 #[test]

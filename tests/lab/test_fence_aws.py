@@ -198,3 +198,20 @@ def test_the_peer_fence_aws_fences_in_the_same_lab(lab):
     assert state(lab, n3) == "stopped"
     assert [c["action"] for c in lab.calls(t)].count("StopInstances") == 1
     assert peer("status") == 2
+
+
+def test_off_asks_for_the_stop_at_once_and_a_terminated_instance_counts_as_off(lab):
+    """StopInstances of a stopped instance is a no-op on EC2, so off sends it without reading
+    the state first; a terminated instance refuses it and is fenced for good. (Last in this
+    module: node 3's instance stays terminated.)"""
+    n3 = lab.node(3)
+    t = time.monotonic()
+    assert fence(lab, 1, f"action=off\nplug={n3.instance_id}").rc == 0
+    calls = [c["action"] for c in lab.calls(t)]
+    assert calls[0] == "StopInstances", calls
+    lab.wait_power_settled()
+    lab.ec2.terminate_instances(InstanceIds=[n3.instance_id])
+    lab.wait_power_settled()
+    assert state(lab, n3) == "terminated"
+    r = fence(lab, 1, f"action=off\nplug={n3.instance_id}")
+    assert r.rc == 0, r

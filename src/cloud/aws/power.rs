@@ -52,10 +52,22 @@ impl Power for Aws {
     fn off(&self, id: &str) -> Result<()> {
         let ec2 = self.ec2()?;
         tracing::info!("stopping instance {id} (forced)");
-        self.call("StopInstances", || {
+        match self.call("StopInstances", || {
             ec2.stop_instances().instance_ids(id).force(true).send()
-        })
-        .map(|_| ())
+        }) {
+            Ok(_) => Ok(()),
+            // A stopped instance takes StopInstances as a no-op; a terminated one refuses it,
+            // and a terminated instance is off for good.
+            Err(e) if e.message.contains("IncorrectInstanceState") => match self.state(id)? {
+                s if s.is_off() => Ok(()),
+                _ => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    fn stop_is_idempotent(&self) -> bool {
+        true
     }
 
     fn on(&self, id: &str) -> Result<()> {
