@@ -76,3 +76,29 @@ pub fn pick_link(
     host.link_by_index(index)?
         .ok_or_else(|| Error::transient(format!("interface {index} vanished while looking it up")))
 }
+
+/// The check of both agents: local_address=false with expect_local_address, and the address is
+/// on no interface of this node.
+pub fn owner_took_it_away(expect: bool, host: &dyn Host, ip: IpAddr) -> Result<bool> {
+    if !expect {
+        return Ok(false);
+    }
+    let gone = !host.addrs()?.iter().any(|a| a.ip == ip);
+    if gone {
+        tracing::warn!(
+            "{ip} is not configured on this node (expect_local_address): not running here"
+        );
+    }
+    Ok(gone)
+}
+
+/// expect_local_address without local_address=false means nothing: refuse it.
+pub fn check_expect(local_address: bool, expect: bool) -> Result<()> {
+    if local_address && expect {
+        return Err(Error::config(
+            "expect_local_address=true applies only with local_address=false (with \
+             local_address=true the resource configures the address itself)",
+        ));
+    }
+    Ok(())
+}

@@ -357,7 +357,8 @@ impl Options {
         }
         if self.no_proxy.is_some() && self.proxy.is_none() {
             return Err(Error::config(
-                "no_proxy is set but proxy is not: no_proxy lists the hosts the proxy                  parameter is not used for (the environment's NO_PROXY goes with its proxy)",
+                "no_proxy is set but proxy is not: no_proxy lists the hosts the proxy \
+                 parameter is not used for (the environment's NO_PROXY goes with its proxy)",
             ));
         }
         if let Some(a) = &self.eip_allocation_id

@@ -189,7 +189,7 @@ impl RouteTable {
         let tables = parse_tables(&v.get(&ROUTE_TABLES))?;
         let local_address = v.get(&cloud::params::LOCAL_ADDRESS);
         let expect_local_address = v.get(&cloud::params::EXPECT_LOCAL_ADDRESS);
-        cloud::params::check_expect(local_address, expect_local_address)?;
+        super::checks::check_expect(local_address, expect_local_address)?;
         if local_address && dest.len < 31 && (ip == dest.net || ip == broadcast(dest)) {
             return Err(Error::config(format!(
                 "ip={ip}/{} is the network or broadcast address of {dest}; give a host address \
@@ -502,7 +502,7 @@ impl Agent for RouteTable {
                 return Ok(Health::NotRunning);
             }
             let ip = IpAddr::V4(self.ip);
-            if cloud::params::owner_took_it_away(self.expect_local_address, cx.host, ip)? {
+            if super::checks::owner_took_it_away(self.expect_local_address, cx.host, ip)? {
                 return Ok(Health::NotRunning);
             }
             self.link(cx.host)?

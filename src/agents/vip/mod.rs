@@ -286,7 +286,7 @@ impl Vip {
         }
         let local_address = v.get(&cloud::params::LOCAL_ADDRESS);
         let expect_local_address = v.get(&cloud::params::EXPECT_LOCAL_ADDRESS);
-        cloud::params::check_expect(local_address, expect_local_address)?;
+        super::checks::check_expect(local_address, expect_local_address)?;
         if !local_address && cloud == Some(CloudKind::None) {
             return Err(Error::config(
                 "local_address=false with cloud=none leaves nothing to do: the resource would \
@@ -530,7 +530,7 @@ impl Vip {
         if !cx.probe && !self.started(cx).exists() {
             return Ok(Health::NotRunning);
         }
-        if cloud::params::owner_took_it_away(self.expect_local_address, cx.host, self.ip)? {
+        if super::checks::owner_took_it_away(self.expect_local_address, cx.host, self.ip)? {
             return Ok(Health::NotRunning);
         }
         if !cx.probe && !self.checked(cx).cloud_check_due(cx, self.check_interval) {

@@ -109,7 +109,8 @@ impl Aws {
         let (region, _) = self.region()?;
         let url = self.opts.endpoint_url.clone();
         let url = url.unwrap_or_else(|| format!("https://ec2.{region}.amazonaws.com"));
-        let via = proxy::of(&self.opts).filter(|p| {
+        let proxied = proxy::of(&self.opts);
+        let via = proxied.as_ref().filter(|p| {
             url.parse()
                 .is_ok_and(|u| proxy::matcher(p).intercept(&u).is_some())
         });
@@ -121,6 +122,7 @@ impl Aws {
                 proxy::redacted(&p.url)
             ))
         ));
+        let proxy_config = proxy_config(proxied)?;
         let left = self.rt.left();
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(left.min(Duration::from_secs(3)))
@@ -132,7 +134,7 @@ impl Aws {
             .run("loading AWS credentials and configuration", async {
                 let mut loader = aws_config::defaults(BehaviorVersion::latest())
                     .region(aws_config::Region::new(region))
-                    .http_client(http_client(proxy_config(&self.opts)?))
+                    .http_client(http_client(proxy_config))
                     .timeout_config(timeouts)
                     .retry_config(RetryConfig::standard().with_max_attempts(4));
                 if let Some(p) = &self.opts.profile {
@@ -171,8 +173,8 @@ impl Aws {
 
 /// The proxy of every SDK call (EC2, STS, and the SDK's own IMDS credential fetch, which the
 /// metadata addresses in no_proxy keep direct).
-fn proxy_config(opts: &Options) -> Result<ProxyConfig> {
-    let Some(p) = proxy::of(opts) else {
+fn proxy_config(p: Option<proxy::Proxy>) -> Result<ProxyConfig> {
+    let Some(p) = p else {
         return Ok(ProxyConfig::disabled());
     };
     ProxyConfig::all(&p.url)
