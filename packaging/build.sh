@@ -1,19 +1,21 @@
 #!/bin/bash
 # Builds the static release binary and both packages: `make packages` runs this.
 #
-#   dist/cloudha_<version>-<release>_amd64.deb     (dpkg-deb)
-#   dist/cloudha-<version>-<release>.x86_64.rpm    (rpmbuild)
+#   dist/cloudha_<version>_amd64.deb          (debhelper: dh_gencontrol, dh_md5sums, dh_builddeb)
+#   dist/cloudha-<version>.x86_64.rpm         (rpmbuild with packaging/cloudha.spec)
 #
-# Both packages are made from one staged tree, so they hold the same files (apart from the
-# few places where Debian and RPM conventions differ: copyright/licence, changelog, zsh
-# completion directory). The agent links, man pages, completions and .conf templates are
-# derived from the agents compiled into the binary (examples/gendoc.rs reads
-# cloudha::agents::AGENTS); nothing here names an agent.
+# Both packages are made from one staged tree, so they hold the same files (apart from the few
+# places where Debian and RPM conventions differ: copyright/licence, changelog, zsh completion
+# directory). The agent links, man pages, completions and .conf templates are derived from the
+# agents compiled into the binary (examples/gendoc.rs reads cloudha::agents::AGENTS); nothing
+# here names an agent. The tools that know each format do the rest: debhelper writes the
+# control file, md5sums and changelog, installs the copyright and lintian overrides and
+# compresses; rpmbuild compresses the man pages (brp-compress) and records the spec's own
+# %changelog. Why these tools: packaging/README.md.
 #
-# Tools: cargo; dpkg-deb (always on Debian); rpmbuild (Debian's `rpm` package, installed here
-# when missing and running as root). Environment: CARGO_TARGET_DIR (default
-# ~/.cache/cloudha/target, as in the Makefile), DIST (default dist), RELEASE (default: the
-# Debian revision of the top entry of packaging/changelog).
+# Tools: cargo; debhelper, binutils (objcopy) and rpm (rpmbuild), installed here when missing
+# and running as root (scripts/install-deps.sh installs them too). Environment: CARGO_TARGET_DIR
+# (default ~/.cache/cloudha/target, as in the Makefile), DIST (default dist).
 set -euo pipefail
 umask 022
 cd "$(dirname "$0")/.."
@@ -45,19 +47,19 @@ need_apt() { # command package
     fi
     command -v "$1" >/dev/null 2>&1 || die "$1 is missing: install the $2 package"
 }
-need_apt dpkg-deb dpkg
+need_apt dh_gencontrol debhelper
 need_apt rpmbuild rpm
-need_apt gzip gzip
+need_apt objcopy binutils
 
 # --- version and date from packaging/changelog -----------------------------------------------
-top=$(head -n1 packaging/changelog)
-deb_version=$(printf '%s\n' "$top" | sed -n 's/^cloudha (\([^)]*\)).*/\1/p')
-[ -n "$deb_version" ] || die "cannot read the version from packaging/changelog: $top"
-upstream=${deb_version%-*}
-RELEASE=${RELEASE:-${deb_version##*-}}
-stamp=$(sed -n 's/^ -- .*>  \(.*\)$/\1/p' packaging/changelog | head -n1)
-SOURCE_DATE_EPOCH=$(date -d "$stamp" +%s) || die "bad date in packaging/changelog: $stamp"
+version=$(dpkg-parsechangelog -l packaging/changelog -S Version)
+upstream=${version%-*}
+SOURCE_DATE_EPOCH=$(dpkg-parsechangelog -l packaging/changelog -S Timestamp)
 export SOURCE_DATE_EPOCH
+spec_version=$(rpmspec -q --srpm --qf '%{VERSION}-%{RELEASE}' \
+    --define 'stage /nonexistent' --define 'agents -' packaging/cloudha.spec)
+[ "$spec_version" = "$version" ] ||
+    die "packaging/cloudha.spec says $spec_version but packaging/changelog says $version"
 
 # --- the binary and the generated files ------------------------------------------------------
 say "cargo build --release --locked"
@@ -77,142 +79,105 @@ mapfile -t AGENTS < <("$GENDOC" agents)
 [ "${#AGENTS[@]}" -gt 0 ] || die "the binary carries no agent"
 say "agents: ${AGENTS[*]}"
 
-# --- the staged tree -------------------------------------------------------------------------
-stage_common() { # dir
-    local r=$1 a f
-    install -d "$r/etc/cloudha" "$r/usr/sbin" "$r/$OCF_REL" "$r/usr/share/man/man7" \
-        "$r/usr/share/man/man8" "$r/usr/share/bash-completion/completions" \
-        "$r/usr/share/fish/vendor_completions.d" "$r/usr/share/doc/cloudha/examples"
-    install -m 0755 "$BIN" "$r/usr/sbin/cloudha"
-    gzip -9n <"$WORK/gen/man/cloudha.8" >"$r/usr/share/man/man8/cloudha.8.gz"
-    for a in "${AGENTS[@]}"; do
-        ln -s "$LINK_TARGET" "$r/$OCF_REL/$a"
-        gzip -9n <"$WORK/gen/man/ocf_cloudha_$a.7" >"$r/usr/share/man/man7/ocf_cloudha_$a.7.gz"
-        install -m 0644 "$WORK/gen/conf/$a.conf" "$r/usr/share/doc/cloudha/examples/$a.conf"
-        # Hand-written examples exist only for some agents; ship those of agents in the binary.
-        if [ -d "packaging/examples/$a" ]; then
-            attrs=$("$GENDOC" crs-type-attrs "$a")
-            for f in "packaging/examples/$a"/*; do
-                awk -v v="$attrs" '{
-                    while ((i = index($0, "@CRS_TYPE_ATTRS@")) > 0)
-                        $0 = substr($0, 1, i - 1) v substr($0, i + 16)
-                    print }' "$f" >"$r/usr/share/doc/cloudha/examples/${f##*/}"
-            done
-        fi
-    done
-    # The fence agent: the same binary under the name Pacemaker's fencer looks for.
-    ln -s cloudha "$r/usr/sbin/fence_cloudha"
-    gzip -9n <"$WORK/gen/man/fence_cloudha.8" >"$r/usr/share/man/man8/fence_cloudha.8.gz"
-    for f in packaging/examples/fence_cloudha/*; do
-        install -m 0644 "$f" "$r/usr/share/doc/cloudha/examples/${f##*/}"
-    done
-    install -m 0644 packaging/examples/README "$r/usr/share/doc/cloudha/examples/README"
-    # The run directory, 0700, recreated at boot by systemd-tmpfiles (the agents also create it
-    # 0700 and refuse a symlinked or foreign one).
-    install -D -m 0644 packaging/tmpfiles.conf "$r/usr/lib/tmpfiles.d/cloudha.conf"
-    install -m 0644 "$WORK/gen/completions/cloudha.bash" "$r/usr/share/bash-completion/completions/cloudha"
-    install -m 0644 "$WORK/gen/completions/cloudha.fish" "$r/usr/share/fish/vendor_completions.d/cloudha.fish"
-    if [ -f README.md ]; then
-        install -m 0644 README.md "$r/usr/share/doc/cloudha/README.md"
+# --- the staged tree, common to both formats -------------------------------------------------
+STAGE=$WORK/stage
+install -d "$STAGE/etc/cloudha" "$STAGE/usr/sbin" "$STAGE/$OCF_REL" "$STAGE/usr/share/man/man7" \
+    "$STAGE/usr/share/man/man8" "$STAGE/usr/share/bash-completion/completions" \
+    "$STAGE/usr/share/fish/vendor_completions.d" "$STAGE/usr/share/doc/cloudha/examples"
+# The linker's .comment section (compiler identification) is of no use at run time.
+objcopy --remove-section=.comment "$BIN" "$STAGE/usr/sbin/cloudha"
+chmod 0755 "$STAGE/usr/sbin/cloudha"
+install -m 0644 "$WORK/gen/man/cloudha.8" "$STAGE/usr/share/man/man8/cloudha.8"
+for a in "${AGENTS[@]}"; do
+    ln -s "$LINK_TARGET" "$STAGE/$OCF_REL/$a"
+    install -m 0644 "$WORK/gen/man/ocf_cloudha_$a.7" "$STAGE/usr/share/man/man7/"
+    install -m 0644 "$WORK/gen/conf/$a.conf" "$STAGE/usr/share/doc/cloudha/examples/$a.conf"
+    # Hand-written examples exist only for some agents; ship those of agents in the binary.
+    if [ -d "packaging/examples/$a" ]; then
+        attrs=$("$GENDOC" crs-type-attrs "$a")
+        for f in "packaging/examples/$a"/*; do
+            awk -v v="$attrs" '{
+                while ((i = index($0, "@CRS_TYPE_ATTRS@")) > 0)
+                    $0 = substr($0, 1, i - 1) v substr($0, i + 16)
+                print }' "$f" >"$STAGE/usr/share/doc/cloudha/examples/${f##*/}"
+        done
     fi
-    "$r/usr/sbin/fence_cloudha" -o metadata | grep -q '<resource-agent name="fence_cloudha"' ||
-        die "usr/sbin/fence_cloudha does not answer as the fence agent"
-    # Every link must reach the binary and answer meta-data as its agent.
-    for a in "${AGENTS[@]}"; do
-        "$r/$OCF_REL/$a" meta-data | grep -q "<resource-agent name=\"$a\"" ||
-            die "$OCF_REL/$a meta-data does not describe $a"
-    done
-}
+done
+# The fence agent: the same binary under the name Pacemaker's fencer looks for.
+ln -s cloudha "$STAGE/usr/sbin/fence_cloudha"
+install -m 0644 "$WORK/gen/man/fence_cloudha.8" "$STAGE/usr/share/man/man8/fence_cloudha.8"
+for f in packaging/examples/fence_cloudha/*; do
+    install -m 0644 "$f" "$STAGE/usr/share/doc/cloudha/examples/${f##*/}"
+done
+install -m 0644 packaging/examples/README "$STAGE/usr/share/doc/cloudha/examples/README"
+# The admin's README (about what is installed) and the cloud guides.
+install -m 0644 packaging/README.installed "$STAGE/usr/share/doc/cloudha/README.md"
+install -m 0644 docs/aws.md docs/oci.md "$STAGE/usr/share/doc/cloudha/"
+# The run directory, 0700, recreated at boot by systemd-tmpfiles (the agents also create it
+# 0700 and refuse a symlinked or foreign one).
+install -D -m 0644 packaging/tmpfiles.conf "$STAGE/usr/lib/tmpfiles.d/cloudha.conf"
+install -m 0644 "$WORK/gen/completions/cloudha.bash" "$STAGE/usr/share/bash-completion/completions/cloudha"
+install -m 0644 "$WORK/gen/completions/cloudha.fish" "$STAGE/usr/share/fish/vendor_completions.d/cloudha.fish"
+"$STAGE/usr/sbin/fence_cloudha" -o metadata | grep -q '<resource-agent name="fence_cloudha"' ||
+    die "usr/sbin/fence_cloudha does not answer as the fence agent"
+# Every link must reach the binary and answer meta-data as its agent.
+for a in "${AGENTS[@]}"; do
+    "$STAGE/$OCF_REL/$a" meta-data | grep -q "<resource-agent name=\"$a\"" ||
+        die "$OCF_REL/$a meta-data does not describe $a"
+done
+agent_list=$(printf '%s, ' "${AGENTS[@]}")
+agent_list=${agent_list%, }
 
-DEB_ROOT=$WORK/deb
+# --- .deb (debhelper) ------------------------------------------------------------------------
+say "debhelper"
+SRC=$WORK/debsrc
+PKG=$SRC/debian/cloudha
+install -d "$SRC/debian"
+install -m 0644 packaging/debian/control packaging/debian/cloudha.lintian-overrides "$SRC/debian/"
+install -m 0644 packaging/changelog "$SRC/debian/changelog"
+install -m 0644 packaging/copyright "$SRC/debian/copyright"
+cp -a "$STAGE" "$PKG"
+install -D -m 0644 "$WORK/gen/completions/_cloudha" "$PKG/usr/share/zsh/vendor-completions/_cloudha"
+(
+    cd "$SRC"
+    export DH_QUIET=1
+    dh_installdocs        # debian/copyright
+    dh_installchangelogs  # debian/changelog -> changelog.Debian
+    dh_lintian            # the overrides, with their reasons
+    # The guides and the README stay .md, at the same path as in the .rpm (the README names them).
+    dh_compress -X.md
+    dh_fixperms
+    find debian/cloudha -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+    dh_md5sums
+    dh_gencontrol -- "-Vcloudha:Agents=$agent_list"
+    touch -d "@$SOURCE_DATE_EPOCH" debian/cloudha/DEBIAN debian/cloudha/DEBIAN/*
+    dh_builddeb --destdir="$DIST"
+)
+DEB=$DIST/cloudha_${version}_amd64.deb
+[ -f "$DEB" ] || die "dh_builddeb made no $DEB"
+
+# --- .rpm (rpmbuild) -------------------------------------------------------------------------
+say "rpmbuild"
 RPM_ROOT=$WORK/rpmroot
-stage_common "$DEB_ROOT"
-stage_common "$RPM_ROOT"
-
-# Debian: copyright and changelog in the doc directory, zsh's vendor directory.
-install -m 0644 packaging/copyright "$DEB_ROOT/usr/share/doc/cloudha/copyright"
-gzip -9n <packaging/changelog >"$DEB_ROOT/usr/share/doc/cloudha/changelog.Debian.gz"
-install -D -m 0644 "$WORK/gen/completions/_cloudha" "$DEB_ROOT/usr/share/zsh/vendor-completions/_cloudha"
-# RPM: the licence under /usr/share/licenses (%license), zsh's site-functions.
+cp -a "$STAGE" "$RPM_ROOT"
 install -D -m 0644 LICENSE "$RPM_ROOT/usr/share/licenses/cloudha/LICENSE"
 install -D -m 0644 "$WORK/gen/completions/_cloudha" "$RPM_ROOT/usr/share/zsh/site-functions/_cloudha"
-
-# Reproducible timestamps.
-find "$DEB_ROOT" "$RPM_ROOT" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
-
-# --- .deb ------------------------------------------------------------------------------------
-say "dpkg-deb"
-mkdir -p "$DEB_ROOT/DEBIAN"
-installed_kb=$(du -sk --apparent-size "$DEB_ROOT" | awk '{print $1}')
-maintainer=$(sed -n 's/^ -- \(.*>\)  .*$/\1/p' packaging/changelog | head -n1)
-{
-    echo "Package: cloudha"
-    echo "Version: $upstream-$RELEASE"
-    echo "Architecture: amd64"
-    echo "Maintainer: $maintainer"
-    echo "Installed-Size: $installed_kb"
-    echo "Section: admin"
-    echo "Priority: optional"
-    echo "Enhances: pacemaker"
-    echo "Description: cloud-aware HA resource agents for Pacemaker and Oracle Clusterware"
-    echo " cloudha is one static binary that carries several resource agents:"
-    echo " Pacemaker calls them through the OCF resource agent API 1.1"
-    echo " (ocf:cloudha:<agent>) and Oracle Clusterware as the ACTION_SCRIPT of a"
-    echo " resource. Each agent is a link in /usr/lib/ocf/resource.d/cloudha/ to"
-    echo " /usr/sbin/cloudha. The binary is statically linked and needs no other"
-    echo " package."
-    echo " ."
-    echo " Agents in this build: ${AGENTS[*]}."
-} >"$DEB_ROOT/DEBIAN/control"
-(cd "$DEB_ROOT" && find . -path ./DEBIAN -prune -o -type f -printf '%P\n' | LC_ALL=C sort |
-    xargs -d '\n' md5sum >DEBIAN/md5sums)
-touch -d "@$SOURCE_DATE_EPOCH" "$DEB_ROOT/DEBIAN" "$DEB_ROOT/DEBIAN/control" "$DEB_ROOT/DEBIAN/md5sums"
-DEB=$DIST/cloudha_${upstream}-${RELEASE}_amd64.deb
-dpkg-deb --root-owner-group -Zxz --build "$DEB_ROOT" "$DEB" >/dev/null
-
-# --- .rpm ------------------------------------------------------------------------------------
-say "rpmbuild"
-# The Debian changelog as an RPM %changelog: "* Day Mon DD YYYY Name <mail> - version".
-awk '
-    /^cloudha \(/ { ver = $2; gsub(/[()]/, "", ver); n = 0; next }
-    /^  \* / { items[++n] = "- " substr($0, 5); next }
-    /^    / { items[n] = items[n] " " substr($0, 5); next }
-    /^ -- / {
-        line = $0; sub(/^ -- /, "", line)
-        who = line; sub(/>  .*/, ">", who)
-        when = line; sub(/.*>  /, "", when)
-        split(when, d, /[ ,]+/)  # Sun, 22 Nov 2026 ... -> d[1]=Sun d[2]=22 d[3]=Nov d[4]=2026
-        printf "* %s %s %s %s %s - %s\n", d[1], d[3], d[2], d[4], who, ver
-        for (i = 1; i <= n; i++) print items[i]
-        print ""
-    }' packaging/changelog >"$WORK/rpm-changelog"
-links=""
-mans=""
-for a in "${AGENTS[@]}"; do
-    links="$links/$OCF_REL/$a\n"
-    mans="$mans/usr/share/man/man7/ocf_cloudha_$a.7.gz\n"
-done
-printf "$links" >"$WORK/rpm-links"
-printf "$mans" >"$WORK/rpm-mans"
-awk -v stage="$RPM_ROOT" -v version="$upstream" -v release="$RELEASE" -v agents="${AGENTS[*]}" \
-    -v links="$WORK/rpm-links" -v mans="$WORK/rpm-mans" -v changelog="$WORK/rpm-changelog" '
-    function cat(f,   l) { while ((getline l < f) > 0) print l; close(f) }
-    /^@AGENT_LINKS@$/ { cat(links); next }
-    /^@AGENT_MANS@$/ { cat(mans); next }
-    /^@CHANGELOG@$/ { cat(changelog); next }
-    { gsub(/@STAGE@/, stage); gsub(/@VERSION@/, version); gsub(/@RELEASE@/, release);
-      gsub(/@AGENTS@/, agents); print }' packaging/cloudha.spec.in >"$WORK/cloudha.spec"
+find "$RPM_ROOT" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 mkdir -p "$WORK/rpmbuild"
-RPM=$DIST/cloudha-${upstream}-${RELEASE}.x86_64.rpm
+RPM=$DIST/cloudha-${version}.x86_64.rpm
 rpmbuild -bb --quiet --target x86_64 \
     --define "_topdir $WORK/rpmbuild" \
     --define "_rpmdir $DIST" \
     --define "_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm" \
     --define "use_source_date_epoch_as_buildtime 1" \
     --define "clamp_mtime_to_source_date_epoch 1" \
-    "$WORK/cloudha.spec" >"$WORK/rpmbuild.log" 2>&1 || { cat "$WORK/rpmbuild.log" >&2; die "rpmbuild failed"; }
+    --define "_buildhost reproducible" \
+    --define "stage $RPM_ROOT" \
+    --define "agents $agent_list" \
+    packaging/cloudha.spec >"$WORK/rpmbuild.log" 2>&1 || { cat "$WORK/rpmbuild.log" >&2; die "rpmbuild failed"; }
+[ -f "$RPM" ] || die "rpmbuild made no $RPM"
 
 # --- summary ---------------------------------------------------------------------------------
 say "built:"
 ls -l "$DEB" "$RPM" >&2
-printf 'binary: %s bytes; %s\n' "$(stat -c %s "$BIN")" "$(file -b "$BIN" 2>/dev/null || echo '?')" >&2
+printf 'binary: %s bytes; %s\n' "$(stat -c %s "$STAGE/usr/sbin/cloudha")" "$(file -b "$STAGE/usr/sbin/cloudha" 2>/dev/null || echo '?')" >&2
