@@ -30,7 +30,8 @@ lab: build
 packages:
 	./packaging/build.sh
 
-# Builds the packages, checks their contents, installs the .deb (and the .rpm into a scratch root).
+# Builds the packages, checks their contents, lints them (lintian, rpmlint), installs the .deb
+# (and the .rpm into a scratch root).
 test-packages: packages
 	CLOUDHA_PACKAGES_BUILT=1 python3 -m pytest -v -rA tests/packaging
 

@@ -4,6 +4,9 @@
 set -eu
 PKGS="pacemaker corosync pacemaker-cli-utils resource-agents libxml2-utils pcs iproute2 \
 iputils-ping iputils-arping hyperfine file procps util-linux curl time fence-agents"
+# The packages (packaging/build.sh) and their checks (tests/packaging): debhelper makes the .deb,
+# rpm's rpmbuild the .rpm, binutils' objcopy trims the binary; lintian and rpmlint lint them.
+PKGS="$PKGS debhelper rpm binutils lintian rpmlint"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -1,8 +1,11 @@
 """The .deb and .rpm that `make packages` builds (packaging/build.sh).
 
-- both packages exist, and their file lists (dpkg-deb -c, rpm -qp) are exactly the expected
-  layout for the agents the packaged binary carries (read from `cloudha --help`, so a new agent
-  in the registry must show up as a link, a man page and a .conf template);
+- both packages exist, and their file lists (dpkg-deb -c, rpm -qp), directories included, are
+  exactly the expected layout for the agents the packaged binary carries (read from
+  `cloudha --help`, so a new agent in the registry must show up as a link, a man page and a
+  .conf template);
+- every path on the system that the installed README, the guides and the examples README name
+  is in the package; the tmpfiles.d entry makes /run/cloudha 0700 (systemd-tmpfiles --root);
 - no runtime dependency, no maintainer scripts / scriptlets;
 - the examples work: the seed's crsctl registration is there verbatim (apart from the script
   path) and its /etc/cloudha/<name>.conf parses; pcs examples only use declared parameters;
@@ -13,18 +16,25 @@
   a host that already has cloudha installed is not touched (the install tests are skipped);
 - the installed binary runs alone in an empty chroot inside a fresh network namespace:
   meta-data, and a cloud=none monitor of an absent address (7);
-- the .rpm installs into and erases from a scratch root (rpm --root ... --nodeps).
+- the .rpm installs into and erases from a scratch root (rpm --root ... --nodeps), leaving no
+  file and no directory but the base system's.
 
-Needs root, dpkg-deb, rpm, ip, unshare, chroot, crm_resource, ocf-tester.
+lintian and rpmlint run in test_lint.py.
+
+Needs root, dpkg-deb, rpm, ip, unshare, chroot, crm_resource, ocf-tester, systemd-tmpfiles.
 `make test-packages` builds the packages first; run alone, this file builds them itself unless
 CLOUDHA_PACKAGES_BUILT=1.
 """
 
 import gzip
+import hashlib
+import io
 import os
 import re
 import shutil
+import stat
 import subprocess
+import tarfile
 import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -44,6 +54,30 @@ SEED_CRSCTL = (
 )
 # The private subnet inside the namespace the tests create.
 NS_NET = "10.77.231"
+DOCS = "/usr/share/doc/cloudha"
+# Directories the .rpm owns itself (beyond those of its files): the ones no base package
+# (filesystem, systemd) provides on an RPM distribution.
+RPM_OWNED_DIRS = {
+    "/etc/cloudha",
+    "/usr/lib/ocf",
+    "/usr/lib/ocf/resource.d",
+    OCF_DIR,
+    "/usr/share/bash-completion",
+    "/usr/share/bash-completion/completions",
+    "/usr/share/zsh",
+    "/usr/share/zsh/site-functions",
+    "/usr/share/fish",
+    "/usr/share/fish/vendor_completions.d",
+    DOCS,
+    f"{DOCS}/examples",
+    "/usr/share/licenses/cloudha",
+}
+# What the base system of an RPM distribution owns (the filesystem package; systemd for
+# tmpfiles.d): the only directories an `rpm -e` may leave in a scratch root.
+RPM_BASE_DIRS = {
+    "etc", "usr", "usr/lib", "usr/lib/tmpfiles.d", "usr/sbin", "usr/share", "usr/share/doc",
+    "usr/share/licenses", "usr/share/man", "usr/share/man/man7", "usr/share/man/man8",
+}  # fmt: skip
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -103,9 +137,9 @@ def agents(extracted):
 
 
 def expected_layout(agents, fmt):
-    """path -> "f" (file) or "l" (link), for everything but directories."""
+    """path -> "f" (file), "l" (link) or "d" (directory)."""
     files = {"/usr/sbin/cloudha": "f", "/usr/sbin/fence_cloudha": "l"}
-    docs = "/usr/share/doc/cloudha"
+    docs = DOCS
     for a in agents:
         files[f"{OCF_DIR}/{a}"] = "l"
         files[f"/usr/share/man/man7/ocf_cloudha_{a}.7.gz"] = "f"
@@ -124,18 +158,28 @@ def expected_layout(agents, fmt):
             "/usr/share/fish/vendor_completions.d/cloudha.fish": "f",
             "/usr/lib/tmpfiles.d/cloudha.conf": "f",
             f"{docs}/examples/README": "f",
+            f"{docs}/README.md": "f",
+            f"{docs}/aws.md": "f",
+            f"{docs}/oci.md": "f",
         }
     )
-    if (REPO / "README.md").is_file():
-        files[f"{docs}/README.md"] = "f"
     if fmt == "deb":
         files[f"{docs}/copyright"] = "f"
         files[f"{docs}/changelog.Debian.gz"] = "f"
         files["/usr/share/zsh/vendor-completions/_cloudha"] = "f"
+        files["/usr/share/lintian/overrides/cloudha"] = "f"
+        # A .deb lists every directory of its tree, up to the root.
+        dirs = set()
+        for p in [*files, "/etc/cloudha/"]:
+            parent = os.path.dirname(p)
+            while parent != "/":
+                dirs.add(parent)
+                parent = os.path.dirname(parent)
     else:
         files["/usr/share/licenses/cloudha/LICENSE"] = "f"
         files["/usr/share/zsh/site-functions/_cloudha"] = "f"
-    return files
+        dirs = RPM_OWNED_DIRS
+    return {**files, **{d: "d" for d in dirs}}
 
 
 def deb_entries(deb):
@@ -162,11 +206,7 @@ def rpm_entries(rpm):
 
 def check_layout(entries, agents, fmt):
     want = expected_layout(agents, fmt)
-    got = {
-        p: ("l" if e[0].startswith("l") else "f")
-        for p, e in entries.items()
-        if not e[0].startswith("d")
-    }
+    got = {p: {"l": "l", "d": "d"}.get(e[0][0], "f") for p, e in entries.items() if p != "/"}
     assert got == want, (
         f"missing: {sorted(set(want) - set(got))}; unexpected: {sorted(set(got) - set(want))}; "
         f"wrong kind: {sorted(p for p in want if p in got and got[p] != want[p])}"
@@ -199,6 +239,8 @@ def test_binary_is_static_stripped_and_small(extracted):
     assert size <= MAX_BINARY, f"{size} bytes > 8 MB"
     assert "static-pie linked" in desc or "statically linked" in desc, desc
     assert "stripped" in desc and "not stripped" not in desc, desc
+    sections = run(["objdump", "-h", str(b)]).stdout
+    assert " .text " in sections and " .comment " not in sections, sections
 
 
 def test_deb_layout(packages, agents):
@@ -231,6 +273,120 @@ def test_rpm_has_no_dependencies_and_no_scriptlets(packages):
     upstream = changelog_version().rsplit("-", 1)[0]
     assert f"- {changelog_version()}" in run(["rpm", "-qp", "--changelog", rpm]).stdout
     assert run(["rpm", "-qp", "--qf", "%{VERSION}", rpm]).stdout == upstream
+
+
+def source_date_epoch():
+    """The packages' timestamps: the date of the top entry of packaging/changelog."""
+    out = run(["dpkg-parsechangelog", "-l", str(REPO / "packaging/changelog"), "-S", "Timestamp"])
+    return int(out.stdout)
+
+
+def test_deb_fields_md5sums_and_timestamps(packages, extracted, tmp_path):
+    control = run(["dpkg-deb", "-f", str(packages["deb"])]).stdout
+    assert re.search(r"^Enhances: pacemaker$", control, re.M), control
+    # md5sums (dh_md5sums) covers every regular file with its right sum.
+    run(["dpkg-deb", "-e", str(packages["deb"]), str(tmp_path / "c")])
+    listed = {}
+    for line in (tmp_path / "c/md5sums").read_text().splitlines():
+        digest, path = line.split(None, 1)
+        listed[path] = digest
+    files = {
+        str(p.relative_to(extracted)): hashlib.md5(p.read_bytes()).hexdigest()
+        for p in extracted.rglob("*")
+        if p.is_file() and not p.is_symlink()
+    }
+    assert listed == files
+    # Reproducible: every member carries the changelog's date.
+    epoch = source_date_epoch()
+    tar = subprocess.run(
+        ["dpkg-deb", "--fsys-tarfile", str(packages["deb"])], capture_output=True, check=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(tar)) as t:
+        stamps = {m.name: m.mtime for m in t.getmembers()}
+    assert set(stamps.values()) == {epoch}, stamps
+
+
+def test_rpm_fields_changelog_and_timestamps(packages):
+    rpm = str(packages["rpm"])
+    assert run(["rpm", "-qp", "--enhances", rpm]).stdout.split() == ["pacemaker"]
+    qf = "%{PACKAGER}\n%{GROUP}\n%{BUILDTIME}\n"
+    packager, group, buildtime = run(["rpm", "-qp", "--qf", qf, rpm]).stdout.splitlines()
+    assert "@" in packager and group, (packager, group)
+    epoch = source_date_epoch()
+    assert int(buildtime) == epoch
+    mtimes = run(["rpm", "-qp", "--qf", "[%{FILEMTIMES}\n]", rpm]).stdout.split()
+    assert {int(m) for m in mtimes} == {epoch}
+    # The spec's own %changelog: its top entry is this version, of the Debian entry's day.
+    names = run(["rpm", "-qp", "--qf", "[%{CHANGELOGNAME}\n]", rpm]).stdout.splitlines()
+    times = run(["rpm", "-qp", "--qf", "[%{CHANGELOGTIME}\n]", rpm]).stdout.split()
+    assert names[0].endswith(f" - {changelog_version()}"), names[0]
+    assert int(times[0]) // 86400 == epoch // 86400, (times[0], epoch)
+
+
+@pytest.mark.skipif(shutil.which("systemd-tmpfiles") is None, reason="needs systemd-tmpfiles")
+def test_tmpfiles_entry_makes_the_run_dir(extracted, tmp_path):
+    """systemd-tmpfiles accepts the shipped entry and makes /run/cloudha 0700 root:root."""
+    root = tmp_path / "root"
+    (root / "run").mkdir(parents=True)
+    conf = extracted / "usr/lib/tmpfiles.d/cloudha.conf"
+    p = run(["systemd-tmpfiles", "--create", f"--root={root}", str(conf)])
+    assert p.stderr.strip() == "", p.stderr  # no "Line N: ..." complaint
+    st = (root / "run/cloudha").lstat()
+    assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700, oct(st.st_mode)
+    assert (st.st_uid, st.st_gid) == (0, 0)
+    # The agents' default run directory is the one the entry makes.
+    assert "/run/cloudha" in (REPO / "src/contract.rs").read_text()
+
+
+# Paths the documentation names that belong to other packages or to the admin: the cluster
+# stack's configuration and logs, the state directory of resource-agents' traces, home dirs.
+FOREIGN_PREFIXES = (
+    "/etc/default/",
+    "/etc/sysconfig/",
+    "/etc/corosync/",
+    "/var/log/",
+    "/var/lib/heartbeat",
+    "/root/",
+)
+
+
+def test_installed_docs_name_only_paths_the_package_has(packages, extracted, agents):
+    """Every system path that the installed README, the guides and the examples README name
+    is in both packages (or is the run directory the tmpfiles.d entry makes), so they cannot
+    go stale again; the installed README speaks of nothing outside the package."""
+    docs = extracted / DOCS.lstrip("/")
+    readme = (docs / "README.md").read_text()
+    assert readme == (REPO / "packaging/README.installed").read_text()
+    for repo_only in ("make demo", "make test", "tests/", "bench", "cargo "):
+        assert repo_only not in readme, repo_only
+    layouts = [expected_layout(agents, "deb"), expected_layout(agents, "rpm")]
+    tmpfiles = (extracted / "usr/lib/tmpfiles.d/cloudha.conf").read_text()
+    run_dirs = [line.split()[1] for line in tmpfiles.splitlines() if line.startswith("d ")]
+    checked = 0
+    for name in ("README.md", "aws.md", "oci.md", "examples/README"):
+        text = (docs / name).read_text().replace("<resource name>", "<resource-name>")
+        for path in re.findall(r"(?<![\w.~/-])/(?:usr|etc|run|var)(?:/[\w.<>$-]+)*/?", text):
+            path = path.rstrip("./") or path
+            if path.startswith(FOREIGN_PREFIXES):
+                continue
+            checked += 1
+            if any(path == d or path.startswith(d + "/") for d in run_dirs):
+                continue
+            if "<resource-name>" in path:  # the admin's file: its directory is ours
+                path = os.path.dirname(path)
+            candidates = [path.replace("<agent>", a) for a in agents]
+            assert "<" not in candidates[0], f"{name}: unknown placeholder in {path}"
+            for layout in layouts:
+                for c in candidates:
+                    assert c in layout, f"{name} names {c}, which the package does not have"
+        # Example files named in the text (`iam-policy-vip.json`, `pcs-<agent>.sh`) exist.
+        for f in re.findall(r"`([\w.<>-]+\.(?:json|txt|sh|conf))`", text):
+            if "<resource-name>" in f:
+                continue
+            names = {f.replace("<agent>", a) for a in agents}
+            found = [n for n in names if (docs / "examples" / n).is_file()]
+            assert found, f"{name} names the example {f}, which the package does not have"
+    assert checked > 10, checked  # the scan found the paths the texts do name
 
 
 def test_every_agent_link_is_its_agent(extracted, agents):
@@ -350,6 +506,7 @@ def test_examples_seed_registration_and_conf(extracted, tmp_path):
 
 HOST_PATHS = [
     OCF_DIR,
+    "/usr/share/lintian/overrides/cloudha",
     "/usr/sbin/cloudha",
     "/usr/sbin/fence_cloudha",
     "/usr/share/doc/cloudha",
@@ -489,6 +646,11 @@ def test_deb_remove_and_purge_leave_nothing(installed, agents):
     run(["dpkg", "-P", "cloudha"])
     assert not dpkg_installed()
     assert leftovers(agents) == []
+    # Every directory of the package is gone, unless another package still owns it.
+    for d, kind in expected_layout(agents, "deb").items():
+        if kind == "d" and os.path.lexists(d):
+            owned = subprocess.run(["dpkg-query", "-S", d], capture_output=True, text=True)
+            assert owned.returncode == 0, f"{d} left behind and owned by no package"
     assert subprocess.run(["dpkg", "-s", "cloudha"], capture_output=True).returncode != 0
     # resource-agents' directory is still there for the other providers.
     assert os.path.isdir("/usr/lib/ocf/resource.d")
@@ -516,11 +678,11 @@ def test_rpm_installs_and_erases_in_scratch_root(packages, agents, tmp_path):
     assert (root / "etc/cloudha").is_dir()
     run(rpm + ["-V", "cloudha"])  # every file as packaged
     run(rpm + ["-e", "cloudha"])
-    left = [
-        str(p.relative_to(root))
+    # Nothing left, directories included, but what the base system owns (and rpm's database).
+    left = sorted(
+        rel
         for p in root.rglob("*")
-        if not p.is_dir() and "var/lib/rpm" not in str(p)
-    ]
+        if not (rel := str(p.relative_to(root))).startswith("var")
+        and not (p.is_dir() and rel in RPM_BASE_DIRS)
+    )
     assert left == [], left
-    assert not (root / OCF_DIR.lstrip("/")).exists()
-    assert not (root / "etc/cloudha").exists()
