@@ -323,6 +323,17 @@ def test_rpm_fields_changelog_and_timestamps(packages):
     assert int(times[0]) // 86400 == epoch // 86400, (times[0], epoch)
 
 
+def test_tmpfiles_entry_declares_the_run_dir(extracted):
+    """The entry, as tmpfiles.d(5) reads it: one `d` line for the agents' run directory."""
+    conf = (extracted / "usr/lib/tmpfiles.d/cloudha.conf").read_text()
+    lines = [line.split() for line in conf.splitlines() if line.strip() and line[0] != "#"]
+    assert lines == [["d", "/run/cloudha", "0700", "root", "root", "-"]], lines
+    # The agents' default run directory is the one the entry makes.
+    assert 'env_path(env, "CLOUDHA_RUN_DIR", "/run/cloudha")' in (
+        REPO / "src/contract.rs"
+    ).read_text()
+
+
 @pytest.mark.skipif(shutil.which("systemd-tmpfiles") is None, reason="needs systemd-tmpfiles")
 def test_tmpfiles_entry_makes_the_run_dir(extracted, tmp_path):
     """systemd-tmpfiles accepts the shipped entry and makes /run/cloudha 0700 root:root."""
@@ -334,8 +345,6 @@ def test_tmpfiles_entry_makes_the_run_dir(extracted, tmp_path):
     st = (root / "run/cloudha").lstat()
     assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700, oct(st.st_mode)
     assert (st.st_uid, st.st_gid) == (0, 0)
-    # The agents' default run directory is the one the entry makes.
-    assert "/run/cloudha" in (REPO / "src/contract.rs").read_text()
 
 
 # Paths the documentation names that belong to other packages or to the admin: the cluster
