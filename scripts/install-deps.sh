@@ -2,8 +2,10 @@
 # Installs what the tests and the demo need on a fresh Debian 12 (root). Idempotent: a second
 # run installs nothing.
 set -eu
+# man-db, groff-base, zsh, fish: gendoc's tests render the man pages and load the completions.
 PKGS="pacemaker corosync pacemaker-cli-utils resource-agents libxml2-utils pcs iproute2 \
-iputils-ping iputils-arping hyperfine file procps util-linux curl time fence-agents"
+iputils-ping iputils-arping hyperfine file procps util-linux curl time fence-agents \
+man-db groff-base zsh fish"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

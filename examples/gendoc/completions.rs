@@ -138,7 +138,7 @@ _cloudha_with_params() {
 complete -F _cloudha_with_params cloudha
 
 # Through an agent's link the action is the only argument.
-_cloudha_link() {
+_cloudha_agent() {
     COMPREPLY=()
     if (( COMP_CWORD == 1 )); then
         COMPREPLY=($(compgen -W "$(_cloudha_words "${COMP_WORDS[0]##*/}" actions)" -- "${COMP_WORDS[1]}"))
@@ -147,7 +147,10 @@ _cloudha_link() {
 "#,
     );
     for a in AGENTS {
-        w.push_str(&format!("complete -F _cloudha_link {OCF_DIR}/{}\n", a.name));
+        w.push_str(&format!(
+            "complete -F _cloudha_agent {OCF_DIR}/{}\n",
+            a.name
+        ));
     }
     w
 }
@@ -181,7 +184,7 @@ pub fn fish() -> String {
         }
         let link = format!("{OCF_DIR}/{}", a.name);
         w.push_str(&format!(
-            "complete -c {link} -f -n {} -a {acts}\n",
+            "complete -p {link} -f\ncomplete -p {link} -n {} -a {acts}\n",
             quote(&format!("{count} -eq 1"))
         ));
     }

@@ -376,6 +376,26 @@ fn completions_load_and_complete() {
             eprintln!("{shell} is not installed: {file} not loaded");
         }
     }
+    if have("fish") {
+        let fish = dir.path().join("cloudha.fish");
+        let c = |line: &str| {
+            let (ok, out, err) = run(Command::new("fish")
+                .arg("-c")
+                .arg(format!("source {}; complete -C '{line}'", fish.display())));
+            assert!(ok && err.is_empty(), "{line}: {err}");
+            out.lines()
+                .map(|l| l.split('\t').next().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert!(agents.iter().all(|a| c("cloudha ").contains(a)));
+        assert_eq!(c("cloudha vip mo"), ["monitor"]);
+        assert_eq!(
+            c("cloudha vip start cloud="),
+            ["cloud=auto", "cloud=aws", "cloud=none", "cloud=oci"] // fish sorts
+        );
+        assert_eq!(c("/usr/lib/ocf/resource.d/cloudha/vip ch"), ["check"]);
+        assert!(c("/usr/lib/ocf/resource.d/cloudha/vip start ").is_empty());
+    }
     let zsh = completions::zsh();
     assert!(zsh.starts_with("#compdef cloudha\n"));
     assert!(
