@@ -67,7 +67,10 @@ fn literal(text: &str) -> Vec<Inline> {
         if open > 0 {
             out.push(bold(&rest[..open]));
         }
+        // Brackets too: without fonts (a pager, MANPAGER=cat) the italics are lost.
+        out.push(roman("<"));
         out.push(italic(&rest[open + 1..open + close]));
+        out.push(roman(">"));
         rest = &rest[open + close + 1..];
     }
     if !rest.is_empty() {

@@ -225,7 +225,7 @@ pub struct PolicyFile {
 pub const POLICY_FILES: &[PolicyFile] = &[
     PolicyFile {
         file: "iam-policy-vip.json",
-        text: "The IAM policy vip and cloud-ready need with cloud=aws.",
+        text: "The least-privilege IAM policy vip and cloud-ready need with cloud=aws.",
         pages: &["vip", "cloud-ready"],
     },
     PolicyFile {
@@ -235,12 +235,12 @@ pub const POLICY_FILES: &[PolicyFile] = &[
     },
     PolicyFile {
         file: "iam-policy-route-table.json",
-        text: "The IAM policy route-table needs.",
+        text: "The least-privilege IAM policy route-table needs.",
         pages: &["route-table"],
     },
     PolicyFile {
         file: "iam-policy-fence.json",
-        text: "The IAM policy fence_cloudha needs with cloud=aws.",
+        text: "The least-privilege IAM policy fence_cloudha needs with cloud=aws.",
         pages: &["fence_cloudha"],
     },
     PolicyFile {
