@@ -408,6 +408,17 @@ pub fn agent(a: &AgentDef, date: &str) -> String {
             example(&mut r, e.lines);
         }
     }
+    r.control("SH", ["ENVIRONMENT"]);
+    r.control("PP", []).text([
+        roman(
+            "Parameters come from OCF_RESKEY_<name> (Pacemaker), or _CRS_<NAME> and \
+             /etc/cloudha/<resource>.conf (Clusterware). Logging (HA_LOGFACILITY, HA_LOGFILE, \
+             HA_DEBUGLOG, HA_debug), tracing (trace_ra=1), proxies, credentials and every other \
+             variable the agents read: see ",
+        ),
+        bold("cloudha"),
+        roman("(8)."),
+    ]);
     if policy_files(a.name).next().is_some() {
         r.control("SH", ["FILES"]);
         for f in policy_files(a.name) {
