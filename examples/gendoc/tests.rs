@@ -396,6 +396,20 @@ fn completions_load_and_complete() {
         assert_eq!(c("/usr/lib/ocf/resource.d/cloudha/vip ch"), ["check"]);
         assert!(c("/usr/lib/ocf/resource.d/cloudha/vip start ").is_empty());
     }
+    if have("zsh") {
+        for (typed, becomes) in [
+            ("cloudha vxl", "cloudha vxlan-fdb "),
+            ("cloudha vip sta", "cloudha vip start "),
+            ("cloudha vip start cloud=o", "cloudha vip start cloud=oci "),
+            ("cloudha vip start ip=10.0.0.1 arp_c", "arp_count="),
+        ] {
+            let (ok, out, err) = run(Command::new("timeout")
+                .args(["20", "zsh", "-f", "-c", ZSH_TYPE, "zsh"])
+                .arg(dir.path())
+                .args([typed, becomes]));
+            assert!(ok, "zsh: {typed:?} did not become {becomes:?}: {out} {err}");
+        }
+    }
     let zsh = completions::zsh();
     assert!(zsh.starts_with("#compdef cloudha\n"));
     assert!(
@@ -405,3 +419,20 @@ fn completions_load_and_complete() {
     let fish = completions::fish();
     assert!(fish.contains("'cloud=auto cloud=none cloud=aws cloud=oci'"));
 }
+
+/// Types `$2` and TAB in an interactive zsh whose fpath has `$1/_cloudha`; succeeds once the
+/// line reads `$3` (escape sequences aside), fails after 5 s.
+const ZSH_TYPE: &str = r#"setopt extendedglob
+zmodload zsh/zpty
+zpty -b z 'zsh -f -i'
+zpty -w z "PS1='>'; fpath=($1 \$fpath); autoload -Uz compinit; compinit -u -D; cloudha() { :; }; print RE""ADY"
+zpty -r z junk '*READY*' || exit 3
+zpty -w -n z "$2"$'\t'
+for i in {1..50}; do
+    zpty -r -t z chunk && out+=$chunk
+    [[ ${out//$'\e'\[[0-9;?]#[A-Za-z]/} == *"$3"* ]] && exit 0
+    sleep 0.1
+done
+print -r -- "${(q)out}"
+exit 4
+"#;
