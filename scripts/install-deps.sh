@@ -7,6 +7,8 @@ iputils-ping iputils-arping hyperfine file procps util-linux curl time fence-age
 # The packages (packaging/build.sh) and their checks (tests/packaging): debhelper makes the .deb,
 # rpm's rpmbuild the .rpm, binutils' objcopy trims the binary; lintian and rpmlint lint them.
 PKGS="$PKGS debhelper rpm binutils lintian rpmlint"
+# The man pages are checked with man and groff, the completions in bash, zsh and fish.
+PKGS="$PKGS man-db groff-base zsh fish"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

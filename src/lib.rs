@@ -44,10 +44,12 @@ pub fn cli() -> Command {
     cmd
 }
 
-fn agent_command(a: &AgentDef) -> Command {
+/// An agent's subcommand (also what `<link> --help` prints); its long help is the agent's long
+/// description, one wrapped paragraph after another.
+pub fn agent_command(a: &AgentDef) -> Command {
     Command::new(a.name)
         .about(a.shortdesc)
-        .long_about(a.longdesc)
+        .long_about(docs::wrap_paragraphs(a.longdesc, 80))
         .override_usage(format!("cloudha {} <ACTION> [name=value ...]", a.name))
         .after_help(metadata::params_help(a))
         .arg(Arg::new("action").help(action::cli_help()).required(true))

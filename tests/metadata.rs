@@ -82,3 +82,49 @@ fn dialects_differ_where_the_dtd_demands() {
     );
     assert!(v10.contains("<!DOCTYPE resource-agent SYSTEM \"ra-api-1.dtd\">"));
 }
+
+/// The long description is what `pcs resource describe`, `crm ra info` and `--help` show first:
+/// a short paragraph saying what the agent does, then the rest, paragraphs kept apart by a
+/// blank line in both dialects and in `--help`.
+#[test]
+fn long_descriptions_keep_their_paragraphs() {
+    for agent in cloudha::agents::AGENTS {
+        let want: Vec<String> = cloudha::docs::paragraphs(agent.longdesc).collect();
+        assert!(want.len() >= 3, "{}: one block of text", agent.name);
+        assert!(
+            want[0].len() <= 320,
+            "{}: the first paragraph says what it does, briefly: {}",
+            agent.name,
+            want[0]
+        );
+        for minor in ["1", "0"] {
+            let xml = generated(agent.name, minor);
+            let longdesc = xml
+                .split("<longdesc lang=\"en\">")
+                .nth(1)
+                .and_then(|s| s.split("</longdesc>").next())
+                .unwrap();
+            let got: Vec<&str> = longdesc.split("\n\n").collect();
+            assert_eq!(got.len(), want.len(), "{}: {longdesc}", agent.name);
+            assert!(got.iter().all(|p| !p.contains('\n')), "{longdesc}");
+        }
+        let out = Command::new(cargo_bin("cloudha"))
+            .args([agent.name, "--help"])
+            .env_clear()
+            .output()
+            .unwrap();
+        let help = String::from_utf8(out.stdout).unwrap();
+        let first = cloudha::docs::wrap(&want[0], 80).join("\n");
+        assert!(
+            help.starts_with(&format!("{first}\n\n")),
+            "{}: --help starts with the first paragraph:\n{help}",
+            agent.name
+        );
+        let description = help.split("\n\nUsage:").next().unwrap();
+        assert!(
+            description.lines().all(|l| l.chars().count() <= 80),
+            "{description}"
+        );
+        assert_eq!(description.split("\n\n").count(), want.len());
+    }
+}

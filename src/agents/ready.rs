@@ -60,20 +60,24 @@ static ACTIONS: [ActionDecl; 7] = standard_actions(30, 20, 30);
 pub static AGENT: AgentDef = AgentDef {
     name: "cloud-ready",
     shortdesc: "Whether this node can take a vip resource over (node attribute)",
-    longdesc: "Runs as a clone on every node that may host a vip resource, with that \
+    longdesc: "Publishes, on every node, whether this node could take a vip resource over now, \
+               as a node attribute a location rule can use to keep the vip off nodes that could \
+               not.\n\n\
+               Runs as a clone on every node that may host a vip resource, with that \
                resource's ip, nic, cloud and cloud parameters. Each monitor runs the vip's \
                pre-flight on this node (instance metadata, credentials, the ENI or VNIC of nic, \
                the subnet, the permissions a move needs: the checks of vip validate-all at \
                OCF_CHECK_LEVEL 10) and publishes the node attribute named by attribute: 1 \
                when the node could take the address over now, 0 when it could not, with the \
-               reason in <attribute>-reason (crm_mon -A shows both). A location rule keeps the vip off nodes \
-               that are not ready, e.g. pcs constraint location vip1 rule score=-10000 \
-               not_defined cloudha-ready or cloudha-ready eq 0 (a finite score: when no node \
-               is ready the address stays where it is). Throttling, outages and timeouts of \
-               the cloud API leave the attribute as it was, so a passing API problem never \
-               marks every node unready at once. start publishes the first verdict; stop \
-               removes the attributes; the clone's own state is a marker under /run/cloudha. \
-               The node attributes are set with attrd_updater.",
+               reason in <attribute>-reason (crm_mon -A shows both).\n\n\
+               A location rule keeps the vip off nodes that are not ready, e.g. pcs constraint \
+               location vip1 rule score=-10000 not_defined cloudha-ready or cloudha-ready eq 0 \
+               (a finite score: when no node is ready the address stays where it is). \
+               Throttling, outages and timeouts of the cloud API leave the attribute as it \
+               was, so a passing API problem never marks every node unready at once.\n\n\
+               start publishes the first verdict; stop removes the attributes; the clone's own \
+               state is a marker under /run/cloudha. The node attributes are set with \
+               attrd_updater.",
     params: PARAMS,
     actions: &ACTIONS,
     build,

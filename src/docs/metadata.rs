@@ -48,11 +48,11 @@ pub fn xml(agent: &AgentDef, dialect: Dialect) -> String {
         "1.0"
     };
     let _ = writeln!(w, "  <version>{ver}</version>");
-    let _ = writeln!(
-        w,
-        "  <longdesc lang=\"en\">{}</longdesc>",
-        esc(agent.longdesc)
-    );
+    // Paragraphs stay apart (a blank line), as crm ra info and pcs resource describe show them.
+    let longdesc = super::paragraphs(agent.longdesc)
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    let _ = writeln!(w, "  <longdesc lang=\"en\">{}</longdesc>", esc(&longdesc));
     let _ = writeln!(
         w,
         "  <shortdesc lang=\"en\">{}</shortdesc>",

@@ -431,8 +431,10 @@ def test_bash_completion(extracted, agents):
             [
                 "bash",
                 "-c",
+                # Calls the function `complete -p` registered, with the arguments bash gives.
                 f'source "{script}"; COMP_WORDS=({w}); COMP_CWORD={len(words) - 1}; '
-                'if [[ ${COMP_WORDS[0]} == cloudha ]]; then _cloudha; else _cloudha_agent; fi; '
+                'fn=$(complete -p "${COMP_WORDS[0]}" | sed -E "s/.* -F ([^ ]+) .*/\\1/"); '
+                '"$fn" "${COMP_WORDS[0]}" "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"; '
                 'printf "%s\\n" "${COMPREPLY[@]}"',
             ]
         )

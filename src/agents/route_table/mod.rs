@@ -105,25 +105,27 @@ static ACTIONS: [ActionDecl; 6] = [
 pub static AGENT: AgentDef = AgentDef {
     name: "route-table",
     shortdesc: "Overlay IP routed to this node through VPC route tables (AWS)",
-    longdesc: "Makes an overlay IP address outside the VPC's CIDR reach this node: every \
+    longdesc: "Makes an overlay IP address outside the VPC's CIDR reach this node (AWS): every \
                selected VPC route table gets its route for the address pointed at the ENI of \
-               nic, and the address is configured on nic. start reads all tables with one \
-               DescribeRouteTables call, changes every table that does not point here at once \
-               (ReplaceRoute, or CreateRoute with create_missing), confirms with one more read \
-               and adds the address; a table that cannot be changed fails the start with its \
-               id in the reason. stop removes the local address and leaves the routes: the \
-               next node's start replaces them, and removing them would black-hole clients \
-               during a planned move. monitor at depth 0 checks the local address only; on \
-               probes, at OCF_CHECK_LEVEL 10 and every cloud_check_interval seconds it reads \
-               the tables: all pointing here is running, none is not running (7), some is \
-               repaired in place with a warning (local recovery instead of a failover); \
-               blackhole routes are reported. validate-all at OCF_CHECK_LEVEL 10 (or cloudha \
-               route-table check) is a pre-flight: metadata, ENI, VPC, the tables, \
-               source/destination check and the IAM permissions (DryRun). Exit codes: a \
-               configuration wrong everywhere (no such table, no route and create_missing \
-               off) gives 6, a problem of this node (missing interface, table of another VPC, \
-               source/destination check on) 2 or 5, a missing permission 4, transient trouble \
-               (throttling, 5xx, timeouts) 1; stop of a stopped resource gives 0.",
+               nic, and the address is configured on nic.\n\n\
+               start reads all tables with one DescribeRouteTables call, changes every table \
+               that does not point here at once (ReplaceRoute, or CreateRoute with \
+               create_missing), confirms with one more read and adds the address; a table that \
+               cannot be changed fails the start with its id in the reason. stop removes the \
+               local address and leaves the routes: the next node's start replaces them, and \
+               removing them would black-hole clients during a planned move.\n\n\
+               monitor at depth 0 checks the local address only; on probes, at \
+               OCF_CHECK_LEVEL 10 and every cloud_check_interval seconds it reads the tables: \
+               all pointing here is running, none is not running (7), some is repaired in \
+               place with a warning (local recovery instead of a failover); blackhole routes \
+               are reported. validate-all at OCF_CHECK_LEVEL 10 (or cloudha route-table check) \
+               is a pre-flight: metadata, ENI, VPC, the tables, source/destination check and \
+               the IAM permissions (DryRun).\n\n\
+               Exit codes: a configuration wrong everywhere (no such table, no route and \
+               create_missing off) gives 6, a problem of this node (missing interface, table of \
+               another VPC, source/destination check on) 2 or 5, a missing permission 4, \
+               transient trouble (throttling, 5xx, timeouts) 1; stop of a stopped resource \
+               gives 0.",
     params: PARAMS,
     actions: &ACTIONS,
     build: RouteTable::build,

@@ -110,32 +110,36 @@ static ACTIONS: [ActionDecl; 7] = standard_actions(20, 20, 20);
 pub static AGENT: AgentDef = AgentDef {
     name: "vip",
     shortdesc: "Virtual IP address that moves with the resource",
-    longdesc: "Manages a virtual IP address on this node: start adds it to the interface \
-               through netlink and, on a plain L2 network, announces it to the neighbours \
-               (gratuitous ARP, unsolicited neighbour advertisement); stop removes it wherever it \
-               is configured on this node; monitor reports running when the address is present \
-               on an interface that is up with carrier, not running when it is absent, and a \
-               failure when it sits on a dead link or on another interface than nic. \
+    longdesc: "Manages a virtual IP address on this node. With cloud=aws or cloud=oci it first \
+               moves the address to this instance in the cloud, so that the cloud delivers it \
+               here; with cloud=none it is a plain IPaddr2-style address.\n\n\
+               start adds the address to the interface through netlink and, on a plain L2 \
+               network, announces it to the neighbours (gratuitous ARP, unsolicited neighbour \
+               advertisement); stop removes it wherever it is configured on this node; monitor \
+               reports running when the address is present on an interface that is up with \
+               carrier, not running when it is absent, and a failure when it sits on a dead \
+               link or on another interface than nic.\n\n\
                With cloud=aws, start first moves the address to the ENI of nic in EC2 \
                (AssignPrivateIpAddresses with reassignment, one call, plus AssociateAddress when \
                eip_allocation_id is set), then configures it and reads EC2 until it confirms; \
                stop removes the OS address and releases the address in EC2 only if this ENI \
                still holds it (a failed release is logged, never a failed stop: the next node \
-               takes the address anyway). With cloud=oci, start finds the private IP in the \
-               subnet of the VNIC of nic and moves it (UpdatePrivateIp) or creates it \
-               (CreatePrivateIp), configures it and confirms; stop removes the OS address and \
-               deletes the private IP only with delete_on_stop. The monitor asks the cloud on \
-               probes, at OCF_CHECK_LEVEL 10 and every cloud_check_interval seconds: another \
-               interface holding the address gives 7, none holding it (or the Elastic IP \
-               pointing elsewhere) gives 1, a cloud outage or throttling leaves a resource whose \
-               OS address is healthy running, and refused credentials or permissions report it \
-               degraded (190, Clusterware PARTIAL) with the reason. \
-               validate-all at OCF_CHECK_LEVEL 10 (or cloudha vip check) is a pre-flight: \
-               metadata, credentials, ENI or VNIC, subnet and permissions. Exit codes: a \
-               configuration that is wrong everywhere gives 6, a problem of this node only \
-               (missing interface, no connected route, interface down, ip outside this ENI's \
-               subnet) 2 or 5, a missing cloud permission 4, transient trouble (timeouts, \
-               throttling, 5xx) 1; stop of a stopped resource gives 0.",
+               takes the address anyway).\n\n\
+               With cloud=oci, start finds the private IP in the subnet of the VNIC of nic and \
+               moves it (UpdatePrivateIp) or creates it (CreatePrivateIp), configures it and \
+               confirms; stop removes the OS address and deletes the private IP only with \
+               delete_on_stop.\n\n\
+               The monitor asks the cloud on probes, at OCF_CHECK_LEVEL 10 and every \
+               cloud_check_interval seconds: another interface holding the address gives 7, \
+               none holding it (or the Elastic IP pointing elsewhere) gives 1, a cloud outage or \
+               throttling leaves a resource whose OS address is healthy running, and refused \
+               credentials or permissions report it degraded (190, Clusterware PARTIAL) with \
+               the reason. validate-all at OCF_CHECK_LEVEL 10 (or cloudha vip check) is a \
+               pre-flight: metadata, credentials, ENI or VNIC, subnet and permissions.\n\n\
+               Exit codes: a configuration that is wrong everywhere gives 6, a problem of this \
+               node only (missing interface, no connected route, interface down, ip outside \
+               this ENI's subnet) 2 or 5, a missing cloud permission 4, transient trouble \
+               (timeouts, throttling, 5xx) 1; stop of a stopped resource gives 0.",
     params: PARAMS,
     actions: &ACTIONS,
     build: Vip::build,

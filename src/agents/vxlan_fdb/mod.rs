@@ -188,18 +188,22 @@ static ACTIONS: [ActionDecl; 7] = standard_actions(30, 30, 20);
 pub static AGENT: AgentDef = AgentDef {
     name: "vxlan-fdb",
     shortdesc: "Unicast VXLAN full mesh (head-end replication) for broadcast and multicast",
-    longdesc: "Runs as a clone on every node with the same parameters. start creates the VXLAN \
+    longdesc: "Builds a unicast VXLAN full mesh between the cluster nodes: broadcast and \
+               multicast sent on the device reach every other node over unicast UDP \
+               (head-end replication), for networks such as cloud VPCs that carry no \
+               multicast.\n\n\
+               Runs as a clone on every node with the same parameters. start creates the VXLAN \
                device (or adopts an existing one with the same VNI, port and underlay), one \
                all-zero-MAC flood entry per other node, the overlay address, and sets it up. \
-               Broadcast and multicast sent on the device reach every other node over unicast \
-               UDP. stop deletes the device and bridge it created; on an adopted device it \
-               removes only the flood entries and the overlay address. monitor reports not \
-               running when the device is absent; otherwise it restores missing flood entries \
-               and removes stale ones in place (logging a warning), without taking the link \
-               down. reload-agent applies a new peer list or learning setting the same way. \
-               Exit codes: a configuration wrong everywhere gives 6, a problem of this node \
-               (no route to the peers, an incompatible existing device) 2 or 5, transient \
-               trouble 1.",
+               stop deletes the device and bridge it created; on an adopted device it removes \
+               only the flood entries and the overlay address.\n\n\
+               monitor reports not running when the device is absent; otherwise it restores \
+               missing flood entries and removes stale ones in place (logging a warning), \
+               without taking the link down. reload-agent applies a new peer list or learning \
+               setting the same way.\n\n\
+               Exit codes: a configuration wrong everywhere gives 6, a problem of this node (no \
+               route to the peers, an incompatible existing device) 2 or 5, transient trouble \
+               1.",
     params: PARAMS,
     actions: &ACTIONS,
     build: VxlanFdb::build,
