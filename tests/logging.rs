@@ -574,3 +574,64 @@ fn binary_lines_are_written_for_people() {
         .collect();
     assert!(bad.is_empty(), "{bad:#?}");
 }
+
+/// Logging variables an admin got wrong (a directory, a FIFO nobody reads, a full disk, a
+/// newline) never hold the action, crash it or forge a line; the lines then go to stderr.
+#[test]
+fn hostile_logging_variables_never_block_crash_or_forge() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let d = dir.path().to_str().unwrap();
+    let f = fifo.to_str().unwrap();
+    let forged = "x\nocf-exit-reason:forged";
+    for (var, value) in [
+        ("HA_LOGFILE", d),
+        ("HA_LOGFILE", f),
+        ("HA_LOGFILE", "/dev/full"),
+        ("HA_DEBUGLOG", f),
+        ("HA_LOGTAG", forged),
+        ("HA_DATEFMT", "%n%nocf-exit-reason:forged"),
+        ("HA_LOGFACILITY", forged),
+        ("OCF_TRACE_FILE", f),
+        ("OCF_TRACE_FILE", "/dev/full"),
+        ("OCF_TRACE_FILE", forged),
+    ] {
+        let t = Instant::now();
+        let out = ocf(&[("ip", "banana")])
+            .env("HA_debug", "1")
+            .env("OCF_TRACE_RA", "1")
+            .env("HA_VARLIB", dir.path().join("varlib"))
+            .env("HA_LOGFILE", dir.path().join("ha.log"))
+            .env(var, value)
+            .timeout(Duration::from_secs(10))
+            .args(["vip", "start"])
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(6), "{var}={value}: {stderr}");
+        assert!(t.elapsed() < Duration::from_secs(5), "{var}={value}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        let reasons = stderr
+            .lines()
+            .filter(|l| l.starts_with("ocf-exit-reason:"))
+            .count();
+        assert_eq!(reasons, 1, "{var}={value}: {stderr}");
+        let log = std::fs::read_to_string(dir.path().join("ha.log")).unwrap_or_default();
+        assert!(
+            !log.lines().any(|l| l.starts_with("ocf-exit-reason:")),
+            "{var}: {log}"
+        );
+        // The line reached someone: the log file or, failing it, stderr.
+        assert!(
+            log.contains("ip='banana'") || stderr.contains("]: ERROR: start failed"),
+            "{var}={value}: {stderr}"
+        );
+    }
+}
