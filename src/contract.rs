@@ -99,6 +99,13 @@ pub enum Caller {
 }
 
 impl Caller {
+    /// Who called, for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Caller::Ocf => "Pacemaker or another OCF caller",
+            Caller::Clusterware => "Oracle Clusterware",
+        }
+    }
     pub fn detect(env: &Env) -> Self {
         // Present at all (even empty or not UTF-8) means Clusterware called: its contract then
         // reports the bad name, rather than the OCF one answering for it.
@@ -504,13 +511,20 @@ pub fn answer(
     stand: Stand,
 ) -> Reply {
     tracing::debug!(
-        "{:?} {} (caller {:?}, probe {}, check level {}, {:?} left)",
-        inv.action,
+        "{} of {} {}: called by {}, {}check level {}, {:.1} s to the deadline",
+        shown(&inv.action_word),
         inv.agent.name,
-        inv.caller,
-        inv.probe,
+        shown(&inv.resource),
+        inv.caller.describe(),
+        if inv.probe && inv.action == Action::Monitor {
+            "a probe, "
+        } else {
+            ""
+        },
         inv.check_level,
-        inv.deadline.saturating_duration_since(Instant::now())
+        inv.deadline
+            .saturating_duration_since(Instant::now())
+            .as_secs_f64()
     );
     let result = run(inv, host, stand);
     finish(inv, result)

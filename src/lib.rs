@@ -164,11 +164,30 @@ fn dispatch(
             if let Some(level) = check_level {
                 inv.check_level = level;
             }
-            log::init(env, agent.name, &inv.resource, inv.caller);
-            contract::execute(&inv, &real_host)
+            let who = log::Who {
+                agent: agent.name,
+                resource: &inv.resource,
+                caller: inv.caller,
+                action: Some(action),
+            };
+            log::init(env, who);
+            let began = std::time::Instant::now();
+            let code = contract::execute(&inv, &real_host);
+            tracing::debug!(
+                "{} ends with exit code {code} after {:.2} s",
+                error::shown(action),
+                began.elapsed().as_secs_f64()
+            );
+            code
         }
         Err((caller, e)) => {
-            log::init(env, agent.name, agent.name, caller);
+            let who = log::Who {
+                agent: agent.name,
+                resource: agent.name,
+                caller,
+                action: Some(action),
+            };
+            log::init(env, who);
             contract::refusal(caller, &e.message, contract::ocf_code(e.kind)).emit()
         }
     }
@@ -189,7 +208,13 @@ fn fence_main(args: &[OsString], env: &Env) -> i32 {
     } else {
         fence::parse_args(&args)
     };
-    log::init(env, fence::NAME, fence::NAME, Caller::Ocf);
+    let who = log::Who {
+        agent: fence::NAME,
+        resource: fence::NAME,
+        caller: Caller::Ocf,
+        action: None,
+    };
+    log::init(env, who);
     let input = match input {
         Ok(i) => i,
         Err(e) => {

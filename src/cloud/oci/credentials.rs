@@ -172,7 +172,7 @@ impl Oci {
             });
             match attempt {
                 Err(e) if e.kind == Kind::Transient && self.rt.left() > pause => {
-                    tracing::debug!("federation: {e}; retrying in {pause:?}");
+                    tracing::debug!("federation: {e}; retrying in {:.1} s", pause.as_secs_f64());
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_secs(2));
                 }

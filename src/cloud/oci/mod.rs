@@ -268,7 +268,7 @@ impl Oci {
             if err.kind != Kind::Transient || self.rt.left() <= pause {
                 return Err(err);
             }
-            tracing::debug!("{op}: {err}; retrying in {pause:?}");
+            tracing::debug!("{op}: {err}; retrying in {:.1} s", pause.as_secs_f64());
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_secs(2));
         }
