@@ -33,6 +33,7 @@ use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
 use crate::contract::{Caller, Env};
 use crate::error::one_line;
+use crate::params::{Key, Param, Type};
 
 /// The tracing target prefix of cloudha's own events (its crate name).
 const OWN_TARGET: &str = "cloudha";
@@ -40,6 +41,44 @@ const OWN_TARGET: &str = "cloudha";
 /// A trace file stops here, with a last line saying so: a trace is for reading, and a
 /// recurring action must not fill the disk.
 pub const TRACE_MAX: u64 = 4 << 20;
+
+/// `trace_ra` and `trace_file`, the resource parameters resource-agents' admins set to trace
+/// an agent (pcs offers them only for agents that declare them). Reloadable: turning a trace
+/// on or off must not restart the resource.
+pub const TRACE_RA: Key<bool> = Key::new(
+    Param::new(
+        "trace_ra",
+        "Trace each action to a file",
+        "true: each action writes its events, debug lines included, timestamped, to a file of \
+         its own under $HA_VARLIB/trace_ra/<agent>/ (default /var/lib/heartbeat), named \
+         <resource>.<action>.<date>, as resource-agents does (crm report collects them); \
+         not world-readable, cut at 4 MiB. Every monitor writes one: turn it off again.",
+    )
+    .ty(Type::Boolean)
+    .default("false")
+    .reloadable(),
+);
+
+pub const TRACE_FILE: Key<Option<String>> = Key::new(
+    Param::new(
+        "trace_file",
+        "Trace file",
+        "With trace_ra: the file every action's trace is written to (an absolute path, \
+         rewritten by each action) instead of a file per action.",
+    )
+    .reloadable(),
+);
+
+/// The trace parameters every agent takes, in this order.
+pub const TRACE: [Param; 2] = [TRACE_RA.param, TRACE_FILE.param];
+
+/// A trace parameter's value as the caller passes it (OCF_RESKEY_<name>, or Clusterware's
+/// _CRS_<NAME>); the logger starts before the parameters are read.
+fn trace_param(env: &Env, p: &Param) -> Option<String> {
+    env.get(&format!("OCF_RESKEY_{}", p.name))
+        .or_else(|| env.get(&format!("_CRS_{}", p.crs_attribute())))
+        .map(str::to_owned)
+}
 
 /// Room kept for the line that says the trace was cut.
 const CUT_RESERVE: u64 = 256;
@@ -175,19 +214,15 @@ impl std::fmt::Display for TraceDest {
 /// Whether `trace_ra` is on, and where its trace goes, with a warning for the admin when the
 /// trace file asked for cannot be used.
 pub fn trace_dest(env: &Env, who: &Who, terminal: bool) -> (Option<TraceDest>, Option<String>) {
-    let on = env
-        .get("OCF_TRACE_RA")
-        .or_else(|| env.get("OCF_RESKEY_trace_ra"))
-        .and_then(crate::params::parse_bool)
-        .unwrap_or(false);
-    if !on {
+    if !dest_asked(env) {
         return (None, None);
     }
     let mut warning = None;
-    match env
+    let file = env
         .get("OCF_TRACE_FILE")
-        .or_else(|| env.get("OCF_RESKEY_trace_file"))
-    {
+        .map(str::to_owned)
+        .or_else(|| trace_param(env, &TRACE_FILE.param));
+    match file.as_deref() {
         Some(f) if f.len() == 1 && ("3"..="9").contains(&f) => {
             return (f.parse().ok().map(TraceDest::Fd), None);
         }
@@ -538,7 +573,9 @@ pub fn init(env: &Env, who: Who) {
 
 fn dest_asked(env: &Env) -> bool {
     env.get("OCF_TRACE_RA")
-        .or_else(|| env.get("OCF_RESKEY_trace_ra"))
+        .map(str::to_owned)
+        .or_else(|| trace_param(env, &TRACE_RA.param))
+        .as_deref()
         .and_then(crate::params::parse_bool)
         .unwrap_or(false)
 }

@@ -324,6 +324,45 @@ fn trace_ra_writes_one_file_per_action_where_resource_agents_do() {
     assert!(!quiet.exists());
 }
 
+/// trace_ra and trace_file are declared parameters of every agent (pcs and crm configure
+/// accept them only then), reloadable so that turning a trace on restarts nothing; under
+/// Clusterware the attribute TRACE_RA turns it on like OCF_RESKEY_trace_ra.
+#[test]
+fn trace_ra_is_a_reloadable_parameter_of_every_agent_and_works_under_clusterware() {
+    for a in cloudha::agents::AGENTS {
+        for name in ["trace_ra", "trace_file"] {
+            let p = a.params.iter().find(|p| p.name == name);
+            assert!(p.is_some_and(|p| p.reloadable), "{}: {name}", a.name);
+        }
+        assert!(
+            a.advertised()
+                .any(|d| d.action == cloudha::action::Action::ReloadAgent),
+            "{} must advertise reload-agent",
+            a.name
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let varlib = dir.path().join("varlib");
+    let mut c = Command::cargo_bin("cloudha").unwrap();
+    c.env_clear()
+        .env("_CRS_NAME", "myrac-vip")
+        .env("_CRS_IP", "10.0.0.5")
+        .env("_CRS_TRACE_RA", "1")
+        .env("HA_VARLIB", &varlib)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("CLOUDHA_DMI_DIR", "/nonexistent")
+        .env("CLOUDHA_CONFIG_DIR", dir.path())
+        .env("CLOUDHA_RUN_DIR", dir.path().join("run"))
+        .args(["vip", "validate"])
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .code(0);
+    let files = trace_files(&varlib.join("trace_ra").join("vip"));
+    assert_eq!(files.len(), 1, "{files:?}");
+    let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("myrac-vip.validate"), "{name}");
+}
+
 /// A syslog daemon that does not read (its queue full) never holds an action: the lines it
 /// does not take go to stderr instead.
 #[test]

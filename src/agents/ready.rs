@@ -53,6 +53,7 @@ static PARAMS: &[Param] = crate::params![
         cloud::params::AUTH_ENDPOINT_URL.param,
         cloud::params::LOCAL_ADDRESS.param,
     ],
+    &crate::log::TRACE,
 ];
 
 static ACTIONS: [ActionDecl; 7] = standard_actions(30, 20, 30);

@@ -84,36 +84,66 @@ pub const ENVIRONMENT: &[EnvVar] = &[
     ),
     var(
         &["HA_debug"],
-        "1: debug lines are logged too, as ocf-shellfuncs' ocf_log debug does, with the \
-         warnings of the libraries cloudha uses. Otherwise only cloudha's own messages are \
-         logged (the SDKs' informational lines can carry credential identifiers).",
+        "Set and not 0, no, false, off or n: debug lines are logged too, as ocf-shellfuncs' \
+         ocf_log debug does, with the warnings and errors of the libraries cloudha uses. \
+         Otherwise only cloudha's own messages are logged (the SDKs' informational lines can \
+         carry credential identifiers).",
     ),
     var(
         &["HA_LOGFACILITY"],
-        "A syslog facility (daemon, local0 ... local7, ...): messages go to syslog, and then to \
-         standard error only when it is a terminal (Pacemaker logs an agent's standard error \
-         as well, which would log every line twice), as ocf-shellfuncs does. Unset, empty or \
-         none: standard error only.",
+        "A syslog facility (daemon, user, local0 ... local7, auth, authpriv, syslog, ...): \
+         lines go to syslog (/dev/log, never waited for) instead of standard error, which \
+         Pacemaker logs as well; a line syslog does not take goes to standard error. Run from \
+         a terminal, lines go to the terminal only. Unset, empty or none: no syslog; an \
+         unknown name: a warning, and standard error.",
     ),
     var(
         &["HA_LOGFILE"],
-        "A file every message line is appended to, besides syslog or standard error.",
+        "A file log lines are appended to (<date> <tag>:    LEVEL: message) instead of \
+         standard error; pacemaker-execd sets it from PCMK_logfile.",
     ),
     var(
         &["HA_DEBUGLOG"],
-        "A file the debug lines are appended to (when HA_debug=1 or a trace is on).",
+        "A file every line, debug lines included, is appended to (<tag>:<tab><date>LEVEL: \
+         message); with it set, debug lines stay off standard error. Written once when it is \
+         the same file as HA_LOGFILE.",
+    ),
+    var(
+        &["HA_DATEFMT"],
+        "The strftime format of the date in HA_LOGFILE and HA_DEBUGLOG lines (default \
+         \"%b %d %T \"), as date +FORMAT reads it.",
+    ),
+    var(
+        &["HA_LOGTAG"],
+        "Replaces the tag <agent>(<resource>)[<pid>] at the start of every line.",
     ),
     var(
         &["HA_VARLIB"],
-        "The cluster's state directory (default /var/lib/heartbeat), under which action \
-         traces are written.",
+        "The cluster's state directory (default /var/lib/heartbeat); action traces are \
+         written under $HA_VARLIB/trace_ra.",
     ),
     var(
         &["OCF_TRACE_RA", "OCF_RESKEY_trace_ra"],
-        "1 (the resource parameter trace_ra=1, as resource-agents uses it, or the variable): \
-         each action writes its debug events to a file of its own under \
-         $HA_VARLIB/trace_ra/<agent>/, where resource-agents writes its traces; the number of \
-         files kept is bounded. Debug lines are logged as with HA_debug=1.",
+        "True (1, yes, true, on; the resource parameter trace_ra=1, or crm resource trace): \
+         each action writes its events, debug lines included, timestamped, to a file of its \
+         own, <resource>.<action>.<date> (date as YYYY-MM-DD.HH:MM:SS) in the directory \
+         <trace dir>/<OCF_RESOURCE_TYPE>, where resource-agents writes its traces and crm report collects them; mode 0640, cut \
+         at 4 MiB with a line saying so. On a terminal the debug lines show there instead.",
+    ),
+    var(
+        &["OCF_TRACE_FILE", "OCF_RESKEY_trace_file"],
+        "The trace file instead: an absolute path, rewritten by each action, or a file \
+         descriptor 3 to 9.",
+    ),
+    var(
+        &["OCF_RESKEY_trace_dir"],
+        "The trace directory instead of $HA_VARLIB/trace_ra (crm resource trace <rsc> <op> \
+         <dir>).",
+    ),
+    var(
+        &["OCF_RESOURCE_TYPE"],
+        "The agent's name as the caller knows it, which names the trace directory (default: \
+         the agent cloudha runs as).",
     ),
     var(
         &["CLOUDHA_CONFIG_DIR"],

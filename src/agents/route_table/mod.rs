@@ -91,15 +91,18 @@ static PARAMS: &[Param] = crate::params![
     ],
     &cloud::params::AWS_API,
     &[cloud::params::CLOUD_CHECK_INTERVAL.param],
+    &crate::log::TRACE,
 ];
 
-static ACTIONS: [ActionDecl; 6] = [
+static ACTIONS: [ActionDecl; 7] = [
     ActionDecl::new(Action::Start, 30),
     ActionDecl::new(Action::Stop, 20),
     ActionDecl::new(Action::Monitor, 20).every(10, 0),
     ActionDecl::new(Action::Monitor, 30).every(60, 10),
     ActionDecl::new(Action::MetaData, 5),
     ActionDecl::new(Action::Validate, 30),
+    // Only the trace parameters are reloadable: a trace turned on needs no restart.
+    ActionDecl::new(Action::ReloadAgent, 20),
 ];
 
 pub static AGENT: AgentDef = AgentDef {

@@ -103,6 +103,7 @@ pub(crate) static PARAMS: &[Param] = crate::params![
         ARP_COUNT.param,
         ARP_INTERVAL.param,
     ],
+    &crate::log::TRACE,
 ];
 
 static ACTIONS: [ActionDecl; 7] = standard_actions(20, 20, 20);

@@ -168,19 +168,22 @@ const REPLACE_INCOMPATIBLE: Key<bool> = Key::new(
     .default("false"),
 );
 
-static PARAMS: &[Param] = &[
-    VNI.param,
-    DSTPORT.param,
-    DEV.param,
-    LOCAL.param,
-    PEERS.param,
-    PEERS_FROM.param,
-    IFNAME.param,
-    ADDRESS.param,
-    BRIDGE.param,
-    MTU.param,
-    LEARNING.param,
-    REPLACE_INCOMPATIBLE.param,
+static PARAMS: &[Param] = crate::params![
+    &[
+        VNI.param,
+        DSTPORT.param,
+        DEV.param,
+        LOCAL.param,
+        PEERS.param,
+        PEERS_FROM.param,
+        IFNAME.param,
+        ADDRESS.param,
+        BRIDGE.param,
+        MTU.param,
+        LEARNING.param,
+        REPLACE_INCOMPATIBLE.param,
+    ],
+    &crate::log::TRACE,
 ];
 
 static ACTIONS: [ActionDecl; 7] = standard_actions(30, 30, 20);
