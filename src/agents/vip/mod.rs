@@ -31,7 +31,11 @@ pub(crate) const CIDR_NETMASK: Key<Option<u8>> = Key::new(
         "cidr_netmask",
         "Prefix length",
         "The prefix length of the address (24, not 255.255.255.0). Default: the prefix of the \
-         subnet of nic that contains ip, or 32 (128 for IPv6) when no subnet of nic contains it.",
+         subnet of nic that holds ip; when no subnet of nic holds it, start refuses (2) rather \
+         than guess: set it then (32, or 128 for IPv6, for an address of its own). Without \
+         nic, a value wider than the subnet that holds ip is refused as well (the address \
+         would take the whole wider network for that interface); with nic and cidr_netmask \
+         both set, the address is configured as given.",
     )
     .ty(Type::Integer { min: 1, max: 128 }),
 );
@@ -39,8 +43,9 @@ pub(crate) const CIDR_NETMASK: Key<Option<u8>> = Key::new(
 pub(crate) const NIC: Key<Option<String>> = Key::new(Param::new(
     "nic",
     "Network interface",
-    "The interface that carries the address. Default: the interface of the directly \
-         connected route towards ip.",
+    "The interface that carries the address. Default: the interface with a subnet that \
+         holds ip (with cidr_netmask, one that holds all of ip/cidr_netmask), else that of the \
+         directly connected route towards ip.",
 ));
 
 pub(crate) const CLOUD: Key<CloudChoice> = Key::new(
@@ -341,41 +346,75 @@ impl Vip {
         Record::of(cx, "vip", &self.ip.to_string(), CLOUD_CHECKED)
     }
 
-    /// The interface and prefix length the address belongs on.
-    fn placement(&self, host: &dyn Host) -> Result<(Link, u8)> {
+    /// The interface the address belongs on, and the prefix length of the subnet there that
+    /// holds it (None when no subnet configured on it does). Without nic: the interface of
+    /// the subnet that holds ip (with cidr_netmask, one that holds all of ip/cidr_netmask, as
+    /// IPaddr2 matches it), else of the connected route towards ip.
+    fn placement(&self, host: &dyn Host) -> Result<(Link, Option<u8>)> {
         let addrs = host.addrs()?;
-        let link = pick_link(host, self.nic.as_deref(), no_such_nic, || {
-            // A subnet configured on some interface that holds ip, else a connected route.
-            let by_subnet = addrs
+        let holding = |link: Option<u32>| {
+            addrs
                 .iter()
-                .filter(|a| a.ip != self.ip && contains(a.ip, a.prefix, self.ip))
+                .filter(move |a| {
+                    link.is_none_or(|l| a.link == l)
+                        && a.ip != self.ip
+                        && contains(a.ip, a.prefix, self.ip)
+                })
                 .max_by_key(|a| a.prefix)
-                .map(|a| a.link);
-            match by_subnet {
-                Some(i) => Ok(i),
-                None => match host.route_to(self.ip)? {
-                    Some(hop) if hop.gateway.is_none() => Ok(hop.link),
-                    _ => Err(Error::host_args(format!(
-                        "no interface on this node is directly connected to {}; set nic \
-                         (and cidr_netmask)",
-                        self.ip
-                    ))),
-                },
-            }
-        })?;
-        let prefix = match self.prefix {
-            Some(p) => p,
-            None => addrs
+        };
+        let link = pick_link(host, self.nic.as_deref(), no_such_nic, || {
+            let fits = addrs
                 .iter()
                 .filter(|a| {
-                    a.link == link.index && a.ip != self.ip && contains(a.ip, a.prefix, self.ip)
+                    a.ip != self.ip
+                        && contains(a.ip, a.prefix, self.ip)
+                        && self.prefix.is_none_or(|p| a.prefix <= p)
                 })
-                .map(|a| a.prefix)
-                .max()
-                .unwrap_or(if self.ip.is_ipv4() { 32 } else { 128 }),
+                .max_by_key(|a| a.prefix);
+            if let Some(a) = fits {
+                return Ok(a.link);
+            }
+            if let (Some(p), Some(narrower)) = (self.prefix, holding(None)) {
+                // The kernel would add a connected route for the whole ip/p on that interface,
+                // taking over addresses its subnet does not hold; IPaddr2 refuses it too.
+                return Err(Error::host_args(format!(
+                    "cidr_netmask={p} is wider than the subnet of {}/{}, which holds {} on \
+                     this node: set cidr_netmask={} (or set nic as well to configure {}/{p} \
+                     anyway)",
+                    narrower.ip, narrower.prefix, self.ip, narrower.prefix, self.ip
+                )));
+            }
+            match host.route_to(self.ip)? {
+                Some(hop) if hop.gateway.is_none() => Ok(hop.link),
+                _ => Err(Error::host_args(format!(
+                    "no interface on this node is directly connected to {}; set nic \
+                     (and cidr_netmask)",
+                    self.ip
+                ))),
+            }
+        })?;
+        let subnet = holding(Some(link.index)).map(|a| a.prefix);
+        Ok((link, subnet))
+    }
+
+    /// The prefix length the OS address gets on `link`: cidr_netmask, else that of the subnet
+    /// of `link` that holds ip. With neither there is nothing to go by, and a guess (/32) is
+    /// an address that may not answer: refused, as IPaddr2 does.
+    fn prefix(&self, link: &Link, subnet: Option<u8>) -> Result<u8> {
+        let prefix = match (self.prefix, subnet) {
+            (Some(p), _) | (None, Some(p)) => p,
+            (None, None) => {
+                return Err(Error::host_args(format!(
+                    "no subnet configured on {} holds {}, so its prefix length is unknown: \
+                     set cidr_netmask ({} for an address of its own)",
+                    link.name,
+                    self.ip,
+                    if self.ip.is_ipv4() { 32 } else { 128 }
+                )));
+            }
         };
         check_in_subnet(self.ip, prefix)?;
-        Ok((link, prefix))
+        Ok(prefix)
     }
 }
 
@@ -383,7 +422,7 @@ impl Agent for Vip {
     fn start(&self, cx: &Ctx) -> Result<()> {
         // The cloud decides whether an OS address is any use at all: ask it first.
         self.with_cloud(cx, |cloud| {
-            let (link, prefix) = self.placement(cx.host)?;
+            let (link, subnet) = self.placement(cx.host)?;
             link.check_usable()?;
             // Claim first: if the cloud refuses, the host is exactly as it was (stray copies
             // on other interfaces included).
@@ -400,6 +439,7 @@ impl Agent for Vip {
                 self.checked(cx).touch();
                 return Ok(());
             }
+            let prefix = self.prefix(&link, subnet)?;
             cloud.claim(self.ip, &link)?;
             let present = crate::host::only_on(cx.host, &link, self.ip, prefix)?;
             if present {
@@ -469,12 +509,13 @@ impl Agent for Vip {
 
     fn preflight(&self, cx: &Ctx) -> Result<Vec<String>> {
         self.with_cloud(cx, |cloud| {
-            let (link, prefix) = self.placement(cx.host)?;
+            let (link, subnet) = self.placement(cx.host)?;
             link.check_usable()?;
             let mut report = vec![
                 format!("cloud: {}", cloud.kind().describe()),
                 format!("interface: {} (up, carrier, mtu {})", link.name, link.mtu),
                 if self.local_address {
+                    let prefix = self.prefix(&link, subnet)?;
                     format!("address: {}/{prefix} on {}", self.ip, link.name)
                 } else {
                     format!(
