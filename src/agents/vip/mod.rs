@@ -140,7 +140,19 @@ pub static AGENT: AgentDef = AgentDef {
                configuration that is wrong everywhere gives 6, a problem of this node only \
                (missing interface, no connected route, interface down, ip outside this ENI's \
                subnet) 2 or 5, a missing cloud permission 4, transient trouble (timeouts, \
-               throttling, 5xx) 1; stop of a stopped resource gives 0.",
+               throttling, 5xx) 1; stop of a stopped resource gives 0.\n\n\
+               Differences from IPaddr2, kept on purpose (measured with resource-agents' own \
+               ocft suites IPaddr2v4 and IPaddr2v6 against cloud=none): when this node cannot \
+               carry the address as configured (no interface connected to ip; no cidr_netmask \
+               and no subnet of nic that holds ip; without nic, a cidr_netmask wider than the \
+               subnet that holds ip), start refuses as IPaddr2 does, but with 2 where IPaddr2 \
+               gives 1: OCF 1.1 recommends 2 for parameters invalid in the context of this \
+               host, so that Pacemaker may place the resource on another node (with the \
+               default start-failure-is-fatal both keep it off this node). IPv6 link-local \
+               addresses are refused (6) even with nic: each link of each node has its own \
+               fe80::/64, so such an address cannot be one floating service address. \
+               cidr_netmask is a prefix length only (IPaddr2 also takes 255.255.255.0), and \
+               there is no broadcast, iflabel, lvs_support or clusterip_hash parameter.",
     params: PARAMS,
     actions: &ACTIONS,
     build: Vip::build,
