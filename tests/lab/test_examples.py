@@ -4,12 +4,13 @@ Every `pcs` command of every packaging/examples/*/pcs-*.sh runs, in order, again
 CIB (`pcs -f`), and every crmsh snippet (crm-*.txt) is loaded with `crm configure load update`
 into a scratch CIB (CIB_file). The agents are where pcs and crmsh look for their meta-data:
 /usr/lib/ocf/resource.d/cloudha/<agent> and /usr/sbin/fence_cloudha are links to $CLOUDHA_BIN
-in overlays of a private mount namespace (and no network namespace: nothing here may reach a
-network), so the host stays untouched. Each command must succeed, and the CIB must hold what
-the example says: every resource under its own id with exactly the parameters its create and
-later updates gave it (an update landing on another resource shows as a parameter too many
-there), groups, clones, constraints. The other commands of the pcs files run too (validate-all,
-meta-data), except the listed ones that ask a cloud. Needs root, pcs, crmsh (install-deps).
+in overlays of a private mount namespace, with crmsh's log in a scratch directory and no
+network (a network namespace of its own), so the host stays untouched. Each command must
+succeed, and the CIB must hold what the example says: every resource under its own id with
+exactly the parameters its create and later updates gave it, which the agent's validate-all
+accepts (an update landing on another resource shows there), groups, clones, constraints. The
+other commands of the pcs files run too (validate-all, meta-data), except the listed ones that
+ask a cloud. Needs root, pcs, crmsh (install-deps).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ mount -t overlay cloudha-ocf -o "lowerdir=/usr/lib/ocf,upperdir=$t/ocf-up,workdi
     /usr/lib/ocf
 mount -t overlay cloudha-sbin -o "lowerdir=/usr/sbin,upperdir=$t/sbin-up,workdir=$t/sbin-work" \
     /usr/sbin
+# crmsh logs every command to /var/log/crmsh/crmsh.log: its log goes to the scratch directory.
+if [ -d /var/log/crmsh ]; then mount --bind "$t/crmsh-log" /var/log/crmsh; fi
 exec "$@"
 """
 
@@ -50,7 +53,7 @@ class Site:
 
     def __init__(self, tmp: Path):
         self.tmp = tmp
-        for d in ("ocf-up/resource.d/cloudha", "ocf-work", "sbin-up", "sbin-work"):
+        for d in ("ocf-up/resource.d/cloudha", "ocf-work", "sbin-up", "sbin-work", "crmsh-log"):
             (tmp / d).mkdir(parents=True)
         for a in AGENTS:
             (tmp / "ocf-up/resource.d/cloudha" / a).symlink_to(cloudha_bin())
@@ -74,10 +77,15 @@ class Site:
 @pytest.fixture
 def site(tmp_path):
     assert Path("/usr/lib/ocf/resource.d").is_dir(), "resource-agents (install-deps)"
-    s = Site(tmp_path)
-    yield s
-    assert not Path("/usr/lib/ocf/resource.d/cloudha").exists(), "the host's /usr untouched"
-    assert not Path("/usr/sbin/fence_cloudha").exists(), "the host's /usr untouched"
+    watched = (Path("/usr/lib/ocf/resource.d/cloudha"), Path("/usr/sbin/fence_cloudha"),
+               Path("/usr/sbin/cloudha"), Path("/var/log/crmsh/crmsh.log"))
+
+    def state():
+        return [p.stat().st_size if p.exists() else None for p in watched]
+
+    before = state()
+    yield Site(tmp_path)
+    assert state() == before, "the host's /usr and crmsh log untouched"
 
 
 def commands(path: Path) -> list[list[str]]:

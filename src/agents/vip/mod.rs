@@ -364,29 +364,23 @@ impl Vip {
     /// IPaddr2 matches it), else of the connected route towards ip.
     fn placement(&self, host: &dyn Host) -> Result<(Link, Option<u8>)> {
         let addrs = host.addrs()?;
-        let holding = |link: Option<u32>| {
-            addrs
-                .iter()
-                .filter(move |a| {
-                    link.is_none_or(|l| a.link == l)
-                        && a.ip != self.ip
-                        && contains(a.ip, a.prefix, self.ip)
-                })
-                .max_by_key(|a| a.prefix)
+        // The subnets (on `link`, or anywhere) that hold ip, the address itself left out.
+        let holders = |link: Option<u32>| {
+            addrs.iter().filter(move |a| {
+                link.is_none_or(|l| a.link == l)
+                    && a.ip != self.ip
+                    && contains(a.ip, a.prefix, self.ip)
+            })
         };
         let link = pick_link(host, self.nic.as_deref(), no_such_nic, || {
-            let fits = addrs
-                .iter()
-                .filter(|a| {
-                    a.ip != self.ip
-                        && contains(a.ip, a.prefix, self.ip)
-                        && self.prefix.is_none_or(|p| a.prefix <= p)
-                })
+            let fits = holders(None)
+                .filter(|a| self.prefix.is_none_or(|p| a.prefix <= p))
                 .max_by_key(|a| a.prefix);
             if let Some(a) = fits {
                 return Ok(a.link);
             }
-            if let (Some(p), Some(narrower)) = (self.prefix, holding(None)) {
+            let narrower = holders(None).max_by_key(|a| a.prefix);
+            if let (Some(p), Some(narrower)) = (self.prefix, narrower) {
                 // The kernel would add a connected route for the whole ip/p on that interface,
                 // taking over addresses its subnet does not hold; IPaddr2 refuses it too.
                 return Err(Error::host_args(format!(
@@ -405,7 +399,7 @@ impl Vip {
                 ))),
             }
         })?;
-        let subnet = holding(Some(link.index)).map(|a| a.prefix);
+        let subnet = holders(Some(link.index)).map(|a| a.prefix).max();
         Ok((link, subnet))
     }
 
