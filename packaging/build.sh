@@ -113,6 +113,11 @@ install -m 0644 packaging/examples/README "$STAGE/usr/share/doc/cloudha/examples
 # The admin's README (about what is installed) and the cloud guides.
 install -m 0644 packaging/README.installed "$STAGE/usr/share/doc/cloudha/README.md"
 install -m 0644 docs/aws.md docs/oci.md "$STAGE/usr/share/doc/cloudha/"
+# ocft configurations of the agents, as resource-agents ships its own (how to run: their heads).
+install -d "$STAGE/usr/share/doc/cloudha/ocft"
+for f in packaging/ocft/*; do
+    install -m 0644 "$f" "$STAGE/usr/share/doc/cloudha/ocft/${f##*/}"
+done
 # The run directory, 0700, recreated at boot by systemd-tmpfiles (the agents also create it
 # 0700 and refuse a symlinked or foreign one).
 install -D -m 0644 packaging/tmpfiles.conf "$STAGE/usr/lib/tmpfiles.d/cloudha.conf"

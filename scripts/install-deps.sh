@@ -9,6 +9,8 @@ iputils-ping iputils-arping hyperfine file procps util-linux curl time fence-age
 PKGS="$PKGS debhelper rpm binutils lintian rpmlint"
 # The man pages are checked with man and groff, the completions in bash, zsh and fish.
 PKGS="$PKGS man-db groff-base zsh fish"
+# crmsh: the shipped crm configure snippets are loaded by tests/lab/test_examples.py.
+PKGS="$PKGS crmsh"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

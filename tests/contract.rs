@@ -124,10 +124,11 @@ fn validate_level_0_does_not_touch_the_host() {
 fn auto_cloud_on_a_cloud_uses_its_provider() {
     // DMI says EC2: cloud=auto is the AWS provider, which needs instance metadata (disabled
     // here, so no test ever reaches a metadata service) and says so before changing anything.
+    // (lo holds no subnet of ip: cidr_netmask is given, else start refuses for that first.)
     let dmi = tempfile::tempdir().unwrap();
     std::fs::write(dmi.path().join("sys_vendor"), "Amazon EC2\n").unwrap();
     says(
-        ocf(&[("ip", "10.200.0.5"), ("nic", "lo")])
+        ocf(&[("ip", "10.200.0.5"), ("nic", "lo"), ("cidr_netmask", "32")])
             .env("CLOUDHA_DMI_DIR", dmi.path())
             .args(["vip", "start"])
             .assert(),

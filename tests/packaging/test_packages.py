@@ -70,6 +70,7 @@ RPM_OWNED_DIRS = {
     "/usr/share/fish/vendor_completions.d",
     DOCS,
     f"{DOCS}/examples",
+    f"{DOCS}/ocft",
     "/usr/share/licenses/cloudha",
 }
 # What the base system of an RPM distribution owns (the filesystem package; systemd for
@@ -150,6 +151,8 @@ def expected_layout(agents, fmt):
                 files[f"{docs}/examples/{f.name}"] = "f"
     for f in (REPO / "packaging/examples/fence_cloudha").iterdir():
         files[f"{docs}/examples/{f.name}"] = "f"
+    for f in (REPO / "packaging/ocft").iterdir():
+        files[f"{docs}/ocft/{f.name}"] = "f"
     files.update(
         {
             "/usr/share/man/man8/cloudha.8.gz": "f",

@@ -12,8 +12,10 @@ pcs resource create app-vip ocf:cloudha:vip \
 # IPv6 (unsolicited neighbour advertisements instead of gratuitous ARP).
 pcs resource create app-vip6 ocf:cloudha:vip ip=fd00::200 cidr_netmask=64 nic=eth0 cloud=none
 
-# In a group with the service that listens on it, so they move together.
-pcs resource create app-vip ocf:cloudha:vip ip=192.0.2.200 cloud=none --group app
+# In a group with the service that listens on it, so they move together (the group is
+# created if it does not exist; then add the service behind it: pcs resource group add web SERVICE).
+pcs resource create web-vip ocf:cloudha:vip ip=192.0.2.201 cidr_netmask=24 nic=eth0 cloud=none \
+    --group web
 
 # arp_count and arp_interval are reloadable: changing them does not restart the resource.
 pcs resource update app-vip arp_count=3
@@ -33,11 +35,11 @@ cloudha vip check ip=10.0.1.200 nic=eth0 cloud=aws
 
 # Oracle Cloud: a secondary private IP of the nodes' (regional) subnet moved to the VNIC of nic
 # (instance principals by default; oci-policy-vip.txt has the dynamic group and policy).
-pcs resource create app-vip ocf:cloudha:vip ip=10.0.1.200 nic=eth0 cloud=oci \
+pcs resource create oci-vip ocf:cloudha:vip ip=10.0.2.200 nic=eth0 cloud=oci \
     op monitor interval=10s \
     op monitor interval=60s OCF_CHECK_LEVEL=10
 # With an API key instead of the instance's identity:
-pcs resource update app-vip oci_auth=api_key config_file=/root/.oci/config profile=DEFAULT
+pcs resource update oci-vip oci_auth=api_key config_file=/root/.oci/config profile=DEFAULT
 
 # cloud=auto (the default) recognises the cloud from /sys/class/dmi/id: cloud=aws on EC2,
 # cloud=oci on OCI, cloud=none elsewhere.

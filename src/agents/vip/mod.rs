@@ -31,7 +31,11 @@ pub(crate) const CIDR_NETMASK: Key<Option<u8>> = Key::new(
         "cidr_netmask",
         "Prefix length",
         "The prefix length of the address (24, not 255.255.255.0). Default: the prefix of the \
-         subnet of nic that contains ip, or 32 (128 for IPv6) when no subnet of nic contains it.",
+         subnet of nic that holds ip; when no subnet of nic holds it, start refuses (2) rather \
+         than guess: set it then (32, or 128 for IPv6, for an address of its own). Without \
+         nic, a value wider than the subnet that holds ip is refused as well (the address \
+         would take the whole wider network for that interface); with nic and cidr_netmask \
+         both set, the address is configured as given.",
     )
     .ty(Type::Integer { min: 1, max: 128 }),
 );
@@ -39,8 +43,9 @@ pub(crate) const CIDR_NETMASK: Key<Option<u8>> = Key::new(
 pub(crate) const NIC: Key<Option<String>> = Key::new(Param::new(
     "nic",
     "Network interface",
-    "The interface that carries the address. Default: the interface of the directly \
-         connected route towards ip.",
+    "The interface that carries the address. Default: the interface with a subnet that \
+         holds ip (with cidr_netmask, one that holds all of ip/cidr_netmask), else that of the \
+         directly connected route towards ip.",
 ));
 
 pub(crate) const CLOUD: Key<CloudChoice> = Key::new(
@@ -140,7 +145,19 @@ pub static AGENT: AgentDef = AgentDef {
                Exit codes: a configuration that is wrong everywhere gives 6, a problem of this \
                node only (missing interface, no connected route, interface down, ip outside \
                this ENI's subnet) 2 or 5, a missing cloud permission 4, transient trouble \
-               (timeouts, throttling, 5xx) 1; stop of a stopped resource gives 0.",
+               (timeouts, throttling, 5xx) 1; stop of a stopped resource gives 0.\n\n\
+               Differences from IPaddr2, kept on purpose (measured with resource-agents' own \
+               ocft suites IPaddr2v4 and IPaddr2v6 against cloud=none): when this node cannot \
+               carry the address as configured (no interface connected to ip; no cidr_netmask \
+               and no subnet of nic that holds ip; without nic, a cidr_netmask wider than the \
+               subnet that holds ip), start refuses as IPaddr2 does, but with 2 where IPaddr2 \
+               gives 1: OCF 1.1 recommends 2 for parameters invalid in the context of this \
+               host, so that Pacemaker may place the resource on another node (with the \
+               default start-failure-is-fatal both keep it off this node). IPv6 link-local \
+               addresses are refused (6) even with nic: each link of each node has its own \
+               fe80::/64, so such an address cannot be one floating service address. \
+               cidr_netmask is a prefix length only (IPaddr2 also takes 255.255.255.0), and \
+               there is no broadcast, iflabel, lvs_support or clusterip_hash parameter.",
     params: PARAMS,
     actions: &ACTIONS,
     build: Vip::build,
@@ -346,41 +363,69 @@ impl Vip {
         Record::of(cx, "vip", &self.ip.to_string(), CLOUD_CHECKED)
     }
 
-    /// The interface and prefix length the address belongs on.
-    fn placement(&self, host: &dyn Host) -> Result<(Link, u8)> {
+    /// The interface the address belongs on, and the prefix length of the subnet there that
+    /// holds it (None when no subnet configured on it does). Without nic: the interface of
+    /// the subnet that holds ip (with cidr_netmask, one that holds all of ip/cidr_netmask, as
+    /// IPaddr2 matches it), else of the connected route towards ip.
+    fn placement(&self, host: &dyn Host) -> Result<(Link, Option<u8>)> {
         let addrs = host.addrs()?;
+        // The subnets (on `link`, or anywhere) that hold ip, the address itself left out.
+        let holders = |link: Option<u32>| {
+            addrs.iter().filter(move |a| {
+                link.is_none_or(|l| a.link == l)
+                    && a.ip != self.ip
+                    && contains(a.ip, a.prefix, self.ip)
+            })
+        };
         let link = pick_link(host, self.nic.as_deref(), no_such_nic, || {
-            // A subnet configured on some interface that holds ip, else a connected route.
-            let by_subnet = addrs
-                .iter()
-                .filter(|a| a.ip != self.ip && contains(a.ip, a.prefix, self.ip))
-                .max_by_key(|a| a.prefix)
-                .map(|a| a.link);
-            match by_subnet {
-                Some(i) => Ok(i),
-                None => match host.route_to(self.ip)? {
-                    Some(hop) if hop.gateway.is_none() => Ok(hop.link),
-                    _ => Err(Error::host_args(format!(
-                        "no interface on this node is directly connected to {}; set nic \
-                         (and cidr_netmask)",
-                        self.ip
-                    ))),
-                },
+            let fits = holders(None)
+                .filter(|a| self.prefix.is_none_or(|p| a.prefix <= p))
+                .max_by_key(|a| a.prefix);
+            if let Some(a) = fits {
+                return Ok(a.link);
+            }
+            let narrower = holders(None).max_by_key(|a| a.prefix);
+            if let (Some(p), Some(narrower)) = (self.prefix, narrower) {
+                // The kernel would add a connected route for the whole ip/p on that interface,
+                // taking over addresses its subnet does not hold; IPaddr2 refuses it too.
+                return Err(Error::host_args(format!(
+                    "cidr_netmask={p} is wider than the subnet of {}/{}, which holds {} on \
+                     this node: set cidr_netmask={} (or set nic as well to configure {}/{p} \
+                     anyway)",
+                    narrower.ip, narrower.prefix, self.ip, narrower.prefix, self.ip
+                )));
+            }
+            match host.route_to(self.ip)? {
+                Some(hop) if hop.gateway.is_none() => Ok(hop.link),
+                _ => Err(Error::host_args(format!(
+                    "no interface on this node is directly connected to {}; set nic \
+                     (and cidr_netmask)",
+                    self.ip
+                ))),
             }
         })?;
-        let prefix = match self.prefix {
-            Some(p) => p,
-            None => addrs
-                .iter()
-                .filter(|a| {
-                    a.link == link.index && a.ip != self.ip && contains(a.ip, a.prefix, self.ip)
-                })
-                .map(|a| a.prefix)
-                .max()
-                .unwrap_or(if self.ip.is_ipv4() { 32 } else { 128 }),
+        let subnet = holders(Some(link.index)).map(|a| a.prefix).max();
+        Ok((link, subnet))
+    }
+
+    /// The prefix length the OS address gets on `link`: cidr_netmask, else that of the subnet
+    /// of `link` that holds ip. With neither there is nothing to go by, and a guess (/32) is
+    /// an address that may not answer: refused, as IPaddr2 does.
+    fn prefix(&self, link: &Link, subnet: Option<u8>) -> Result<u8> {
+        let prefix = match (self.prefix, subnet) {
+            (Some(p), _) | (None, Some(p)) => p,
+            (None, None) => {
+                return Err(Error::host_args(format!(
+                    "no subnet configured on {} holds {}, so its prefix length is unknown: \
+                     set cidr_netmask ({} for an address of its own)",
+                    link.name,
+                    self.ip,
+                    if self.ip.is_ipv4() { 32 } else { 128 }
+                )));
+            }
         };
         check_in_subnet(self.ip, prefix)?;
-        Ok((link, prefix))
+        Ok(prefix)
     }
 }
 
@@ -388,7 +433,7 @@ impl Agent for Vip {
     fn start(&self, cx: &Ctx) -> Result<()> {
         // The cloud decides whether an OS address is any use at all: ask it first.
         self.with_cloud(cx, |cloud| {
-            let (link, prefix) = self.placement(cx.host)?;
+            let (link, subnet) = self.placement(cx.host)?;
             link.check_usable()?;
             // Claim first: if the cloud refuses, the host is exactly as it was (stray copies
             // on other interfaces included).
@@ -405,6 +450,7 @@ impl Agent for Vip {
                 self.checked(cx).touch();
                 return Ok(());
             }
+            let prefix = self.prefix(&link, subnet)?;
             cloud.claim(self.ip, &link)?;
             let present = crate::host::only_on(cx.host, &link, self.ip, prefix)?;
             if present {
@@ -474,12 +520,13 @@ impl Agent for Vip {
 
     fn preflight(&self, cx: &Ctx) -> Result<Vec<String>> {
         self.with_cloud(cx, |cloud| {
-            let (link, prefix) = self.placement(cx.host)?;
+            let (link, subnet) = self.placement(cx.host)?;
             link.check_usable()?;
             let mut report = vec![
                 format!("cloud: {}", cloud.kind().describe()),
                 format!("interface: {} (up, carrier, mtu {})", link.name, link.mtu),
                 if self.local_address {
+                    let prefix = self.prefix(&link, subnet)?;
                     format!("address: {}/{prefix} on {}", self.ip, link.name)
                 } else {
                     format!(

@@ -439,3 +439,99 @@ fn cloud_only_needs_a_cloud() {
     assert_eq!(e.kind, Kind::Config);
     assert!(e.message.contains("local_address=false"), "{e}");
 }
+
+/// What IPaddr2's ocft suite (IPaddr2v4) calls ambiguous: a prefix length nothing on the
+/// node gives, or one wider than the subnet that holds ip. Refused (2, this node), nothing
+/// changed; with both nic and cidr_netmask the admin has said exactly what to configure.
+#[test]
+fn ambiguous_prefix_lengths_are_refused_unless_forced() {
+    let host = lan();
+    let before = host.addrs.borrow().clone();
+    for (pairs, needle) in [
+        // eth1 holds no subnet of the address: no prefix to take.
+        (
+            vec![("nic", "eth1")],
+            "no subnet configured on eth1 holds 10.0.0.200",
+        ),
+        // /16 would claim 10.0.0.0/16 for eth0, whose subnet is a /24.
+        (
+            vec![("cidr_netmask", "16")],
+            "cidr_netmask=16 is wider than the subnet of 10.0.0.1/24",
+        ),
+    ] {
+        let mut all = vec![("ip", "10.0.0.200"), ("cloud", "none")];
+        all.extend(pairs);
+        let a = agent(&all).unwrap();
+        with(&host, |cx| {
+            let e = a.start(cx).unwrap_err();
+            assert_eq!(e.kind, Kind::HostArgs, "{all:?}");
+            assert!(e.message.contains(needle), "{} !~ {needle}", e.message);
+            assert!(a.preflight(cx).is_err(), "validate-all says the same");
+        });
+        assert_eq!(*host.addrs.borrow(), before, "nothing half-changed");
+        assert!(host.announced.borrow().is_empty());
+    }
+    // Forced: nic and cidr_netmask together, whatever the subnets.
+    for (nic, prefix, link) in [("eth1", "16", 3), ("eth0", "16", 2), ("eth1", "28", 3)] {
+        let a = agent(&[
+            ("ip", "10.0.0.200"),
+            ("cloud", "none"),
+            ("nic", nic),
+            ("cidr_netmask", prefix),
+        ])
+        .unwrap();
+        with(&host, |cx| {
+            a.start(cx).unwrap();
+            assert_eq!(a.monitor(cx).unwrap(), Health::Running);
+            let last = host.addrs.borrow().last().unwrap().clone();
+            assert_eq!((last.link, last.prefix.to_string()), (link, prefix.into()));
+            a.stop(cx).unwrap();
+        });
+    }
+    // Narrower than the subnet is unambiguous (IPaddr2 starts it too).
+    let a = agent(&[
+        ("ip", "10.0.0.200"),
+        ("cloud", "none"),
+        ("cidr_netmask", "28"),
+    ])
+    .unwrap();
+    with(&host, |cx| a.start(cx).unwrap());
+    assert_eq!(host.addrs.borrow().last().unwrap().prefix, 28);
+}
+
+#[test]
+fn a_prefix_length_picks_the_subnet_that_holds_all_of_it() {
+    // Both hold 192.168.144.2; only eth1's /16 holds 192.168.144.2/16.
+    let host = FakeHost::default()
+        .with_link(2, "eth0", Some(("192.168.144.1", 24)))
+        .with_link(3, "eth1", Some(("192.168.0.1", 16)));
+    let on = |pairs: &[(&str, &str)]| {
+        let mut all = vec![("ip", "192.168.144.2"), ("cloud", "none")];
+        all.extend_from_slice(pairs);
+        let a = agent(&all).unwrap();
+        with(&host, |cx| {
+            a.start(cx).unwrap();
+            let last = host.addrs.borrow().last().unwrap().clone();
+            a.stop(cx).unwrap();
+            (last.link, last.prefix)
+        })
+    };
+    assert_eq!(on(&[]), (2, 24), "the longest subnet that holds ip");
+    assert_eq!(on(&[("cidr_netmask", "16")]), (3, 16));
+    assert_eq!(on(&[("cidr_netmask", "26")]), (2, 26));
+}
+
+#[test]
+fn cloud_only_needs_no_prefix_length() {
+    // local_address=false configures nothing on the OS: eth1 without the subnet is fine.
+    let rig = Rig::new(FakeCloud::default());
+    let a = agent(&[
+        ("ip", "10.0.0.200"),
+        ("cloud", "aws"),
+        ("nic", "eth1"),
+        ("local_address", "false"),
+    ])
+    .unwrap();
+    rig.ctx(false, |cx| a.start(cx).unwrap());
+    assert_eq!(rig.cloud.holder("10.0.0.200").as_deref(), Some("eth1"));
+}
