@@ -20,6 +20,10 @@ pcs resource create web-vip ocf:cloudha:vip ip=192.0.2.201 cidr_netmask=24 nic=e
 # arp_count and arp_interval are reloadable: changing them does not restart the resource.
 pcs resource update app-vip arp_count=3
 
+# Trace every action of one resource to /var/lib/heartbeat/trace_ra/vip/ (reloadable too; every
+# monitor writes a file, so turn it off again with trace_ra=0).
+pcs resource update app-vip trace_ra=1
+
 # Amazon EC2: a secondary private IP of the nodes' subnet, moved to the ENI of nic through the
 # EC2 API (credentials from the instance role; iam-policy-vip.json lists what it needs). The
 # Elastic IP is optional. A recurring monitor asks EC2 at most every cloud_check_interval s.
