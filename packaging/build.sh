@@ -149,8 +149,9 @@ install -D -m 0644 "$WORK/gen/completions/_cloudha" "$PKG/usr/share/zsh/vendor-c
     dh_installdocs        # debian/copyright
     dh_installchangelogs  # debian/changelog -> changelog.Debian
     dh_lintian            # the overrides, with their reasons
-    # The guides and the README stay .md, at the same path as in the .rpm (the README names them).
-    dh_compress -X.md
+    # The guides and the README stay .md, and the ocft configurations as they are, at the same
+    # paths as in the .rpm (the README names them; ocft reads plain files).
+    dh_compress -X.md -X/ocft/
     dh_fixperms
     find debian/cloudha -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
     dh_md5sums
