@@ -9,7 +9,7 @@ use roff::{Inline, Roff, bold, italic, roman};
 use cloudha::agents::{AGENTS, AgentDef};
 use cloudha::docs::{
     ENVIRONMENT, EXAMPLES_DIR, FILES, OCF_DIR, POLICY_FILES, PolicyFile, VERSION, action_attrs,
-    conf::crs_type_attrs, paragraphs, param_flags, policy_files,
+    conf::crs_type_attrs, paragraph_text, paragraphs, param_flags, policy_files,
 };
 use cloudha::fence;
 use cloudha::params::{Param, Type};
@@ -134,6 +134,16 @@ const DESCRIPTION: &str = "cloudha is one static binary that carries several res
     People can call it as cloudha <agent> <action> with parameters given as name=value words, \
     which override the environment.";
 
+/// clap_mangen's page of `cmd`, with the title line every page of ours carries.
+fn man(title: &str, section: &str, manual: &str, cmd: clap::Command, date: &str) -> Man {
+    Man::new(cmd)
+        .title(title)
+        .section(section)
+        .date(date)
+        .source(format!("cloudha {VERSION}"))
+        .manual(manual)
+}
+
 pub fn cloudha(date: &str) -> String {
     let cmd = cloudha::cli()
         .override_usage(format!(
@@ -141,12 +151,7 @@ pub fn cloudha(date: &str) -> String {
              cloudha --help | --version"
         ))
         .long_about(DESCRIPTION);
-    let m = Man::new(cmd)
-        .title("CLOUDHA")
-        .section("8")
-        .date(date)
-        .source(format!("cloudha {VERSION}"))
-        .manual("System Administration");
+    let m = man("CLOUDHA", "8", "System Administration", cmd, date);
     let mut p = Page::new();
     title(&mut p, &m);
     p.clap(Man::render_name_section, &m);
@@ -268,16 +273,10 @@ pub fn cloudha(date: &str) -> String {
 
 pub fn agent(a: &AgentDef, date: &str) -> String {
     let page = format!("ocf_cloudha_{}", a.name);
-    let m = Man::new(
-        cloudha::agent_command(a)
-            .display_name(&page)
-            .long_about(paragraphs(a.longdesc).collect::<Vec<_>>().join("\n\n")),
-    )
-    .title(page.to_uppercase())
-    .section("7")
-    .date(date)
-    .source(format!("cloudha {VERSION}"))
-    .manual("OCF resource agents");
+    let cmd = cloudha::agent_command(a)
+        .display_name(&page)
+        .long_about(paragraph_text(a.longdesc));
+    let m = man(&page.to_uppercase(), "7", "OCF resource agents", cmd, date);
     let mut p = Page::new();
     title(&mut p, &m);
     p.clap(Man::render_name_section, &m);

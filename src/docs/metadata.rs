@@ -49,10 +49,11 @@ pub fn xml(agent: &AgentDef, dialect: Dialect) -> String {
     };
     let _ = writeln!(w, "  <version>{ver}</version>");
     // Paragraphs stay apart (a blank line), as crm ra info and pcs resource describe show them.
-    let longdesc = super::paragraphs(agent.longdesc)
-        .collect::<Vec<_>>()
-        .join("\n\n");
-    let _ = writeln!(w, "  <longdesc lang=\"en\">{}</longdesc>", esc(&longdesc));
+    let _ = writeln!(
+        w,
+        "  <longdesc lang=\"en\">{}</longdesc>",
+        esc(&super::paragraph_text(agent.longdesc))
+    );
     let _ = writeln!(
         w,
         "  <shortdesc lang=\"en\">{}</shortdesc>",

@@ -349,6 +349,12 @@ pub fn paragraphs(text: &str) -> impl Iterator<Item = String> + '_ {
         .filter(|p| !p.is_empty())
 }
 
+/// A long description as text: its paragraphs apart by a blank line, each on one line (the
+/// meta-data's <longdesc> and the man pages' DESCRIPTION).
+pub fn paragraph_text(text: &str) -> String {
+    paragraphs(text).collect::<Vec<_>>().join("\n\n")
+}
+
 /// A long description for a terminal: each paragraph wrapped at `width`, a blank line between.
 pub fn wrap_paragraphs(text: &str, width: usize) -> String {
     paragraphs(text)
