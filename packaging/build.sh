@@ -7,7 +7,7 @@
 # Both packages are made from one staged tree, so they hold the same files (apart from the few
 # places where Debian and RPM conventions differ: copyright/licence, changelog, zsh completion
 # directory). The agent links, man pages, completions and .conf templates are derived from the
-# agents compiled into the binary (examples/gendoc.rs reads cloudha::agents::AGENTS); nothing
+# agents compiled into the binary (examples/gendoc/ reads cloudha::agents::AGENTS); nothing
 # here names an agent. The tools that know each format do the rest: debhelper writes the
 # control file, md5sums and changelog, installs the copyright and lintian overrides and
 # compresses; rpmbuild compresses the man pages (brp-compress) and records the spec's own
@@ -69,7 +69,7 @@ bin_version=$("$BIN" --version | awk '{print $2}')
 [ "$bin_version" = "$upstream" ] ||
     die "Cargo.toml says $bin_version but packaging/changelog says $upstream: add a changelog entry"
 
-say "generating man pages, completions and .conf templates (examples/gendoc.rs)"
+say "generating man pages, completions and .conf templates (examples/gendoc/)"
 rm -rf "$WORK"
 mkdir -p "$WORK" "$DIST"
 "$CARGO" build --locked --quiet --example gendoc
@@ -106,18 +106,13 @@ done
 # The fence agent: the same binary under the name Pacemaker's fencer looks for.
 ln -s cloudha "$STAGE/usr/sbin/fence_cloudha"
 install -m 0644 "$WORK/gen/man/fence_cloudha.8" "$STAGE/usr/share/man/man8/fence_cloudha.8"
-for f in packaging/examples/fence_cloudha/*; do
-    install -m 0644 "$f" "$STAGE/usr/share/doc/cloudha/examples/${f##*/}"
-done
+install -m 0644 -t "$STAGE/usr/share/doc/cloudha/examples" packaging/examples/fence_cloudha/*
 install -m 0644 packaging/examples/README "$STAGE/usr/share/doc/cloudha/examples/README"
 # The admin's README (about what is installed) and the cloud guides.
 install -m 0644 packaging/README.installed "$STAGE/usr/share/doc/cloudha/README.md"
 install -m 0644 docs/aws.md docs/oci.md "$STAGE/usr/share/doc/cloudha/"
 # ocft configurations of the agents, as resource-agents ships its own (how to run: their heads).
-install -d "$STAGE/usr/share/doc/cloudha/ocft"
-for f in packaging/ocft/*; do
-    install -m 0644 "$f" "$STAGE/usr/share/doc/cloudha/ocft/${f##*/}"
-done
+install -D -m 0644 -t "$STAGE/usr/share/doc/cloudha/ocft" packaging/ocft/*
 # The run directory, 0700, recreated at boot by systemd-tmpfiles (the agents also create it
 # 0700 and refuse a symlinked or foreign one).
 install -D -m 0644 packaging/tmpfiles.conf "$STAGE/usr/lib/tmpfiles.d/cloudha.conf"
