@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
+import ipaddress
 import json
 import os
 import re
@@ -503,7 +504,11 @@ class DataPlane:
     holding its non-local routes: to an ENI of the lab -> ``via <ENI primary IP> dev <veth>
     onlink``, anything else -> blackhole; ``ip rule from <subnet CIDR> lookup <table>`` for
     every subnet (its explicit association, else its VPC's main table), so a client reaches an
-    overlay IP only when its own subnet's table routes it, as in EC2."""
+    overlay IP only when its own subnet's table routes it, as in EC2.
+
+    What is applied is checked against the kernel (after every change, and once a second):
+    an entry the kernel does not hold is applied again on the next cycle, whatever lost it (a
+    refused command, a batch `ip` gave up on, a flush by a device that went away)."""
 
     def __init__(self, cloud: "Cloud"):
         self.cloud = cloud
@@ -520,24 +525,29 @@ class DataPlane:
         self.applied_routes: dict[tuple[str, str], tuple[str, str] | None] = {}
         self.applied_rules: dict[str, str] = {}
         self.rule_prefs: dict[str, int] = {}
+        # control() (HTTP threads) and sync() (the loop) both change the maps above.
+        self.lock = threading.Lock()
+        self.verified_at = 0.0
+        self.misses: dict[str, int] = {}  # what verify() found missing, times in a row
         threading.Thread(target=self.loop, daemon=True).start()
 
     def control(self, path: str, body: dict) -> dict:
         """The lab's /_lab/dataplane calls: the fabric, the veths of interfaces (id -> (dev,
         mac)), the lag; /_lab/dataplane/sync. Answers once the routes follow."""
         if path == "dataplane":
-            if body.get("fabric"):
-                self.fabric = body["fabric"]
-            for iface, (dev, mac) in (body.get("devs") or {}).items():
-                self.devs[iface] = (dev, mac)
-                # A booted-again machine's veth is new: what went through the old one is
-                # gone with it, so apply it again.
-                for ip in [ip for ip, t in self.applied.items() if t and t[0] == dev]:
-                    del self.applied[ip]
-                for key in [k for k, t in self.applied_routes.items() if t and t[0] == dev]:
-                    del self.applied_routes[key]
-            if "lag" in body:
-                self.lag = float(body["lag"])
+            with self.lock:
+                if body.get("fabric"):
+                    self.fabric = body["fabric"]
+                for iface, (dev, mac) in (body.get("devs") or {}).items():
+                    self.devs[iface] = (dev, mac)
+                    # A booted-again machine's veth is new: what went through the old one is
+                    # gone with it, so apply it again.
+                    for ip in [ip for ip, t in self.applied.items() if t and t[0] == dev]:
+                        del self.applied[ip]
+                    for key in [k for k, t in self.applied_routes.items() if t and t[0] == dev]:
+                        del self.applied_routes[key]
+                if "lag" in body:
+                    self.lag = float(body["lag"])
         elif path != "dataplane/sync":
             raise KeyError(path)
         self.wait_synced()
@@ -591,6 +601,10 @@ class DataPlane:
         return best
 
     def sync(self):
+        with self.lock:
+            self._sync()
+
+    def _sync(self):
         now = time.monotonic()
         state = self.snapshot()
         if not self.history or self.history[-1][1] != state:
@@ -615,7 +629,10 @@ class DataPlane:
                 continue
             old = self.applied.get(ip)
             if old and (target is None or old[0] != target[0]):
-                cmds.append(f"neigh del {ip} dev {old[0]}")
+                # Not `neigh del`: when the kernel has no such entry (the old veth is a
+                # booted-again machine's new one) ip exits there, -force or not, and the
+                # rest of the batch is never run. A flush that matches nothing succeeds.
+                cmds.append(f"neigh flush to {ip} dev {old[0]} nud all")
             if target is None:
                 cmds.append(f"route replace blackhole {ip}/32")
             else:
@@ -628,6 +645,66 @@ class DataPlane:
             # -force: one failure (a crashed node's veth is gone) must not stop the rest.
             subprocess.run(["ip", "-n", self.fabric, "-force", "-batch", "-"],
                            input="\n".join(cmds) + "\n", text=True, capture_output=True)
+        if cmds or now - self.verified_at >= 1.0:
+            self.verify()
+            self.verified_at = now
+
+    def verify(self) -> None:
+        """Forgets every applied entry the kernel does not hold as applied, so the next cycle
+        applies it again (and says so in the log); after three tries in a row it is left as it
+        is, said once. Entries on a veth that is gone (a machine powered off or crashed) wait
+        for it: control() re-applies them when it is back."""
+        out = subprocess.run(["ip", "-n", self.fabric, "-j", "-batch", "-"],
+                             input="route show table all\nneigh show\nrule show\nlink show\n",
+                             text=True, capture_output=True).stdout.splitlines()
+        if len(out) != 4:
+            return  # the fabric is going away (lab teardown)
+        routes, neighs, rules, links = (json.loads(x) for x in out)
+        links = {x["ifname"] for x in links}
+
+        def net(dst: str) -> str:
+            return str(ipaddress.ip_network("0.0.0.0/0" if dst == "default" else dst,
+                                            strict=False))
+
+        kernel = {(str(r.get("table", "main")), net(r["dst"])): r for r in routes if "dst" in r}
+        permanent = {(n["dst"], n["dev"]): n.get("lladdr") for n in neighs
+                     if "PERMANENT" in n.get("state", [])}
+        have_rules = {(x["priority"], net(f"{x['src']}/{x['srclen']}"), str(x.get("table")))
+                      for x in rules if "srclen" in x}
+
+        def route_held(table: str, dest: str, target, via) -> bool | None:
+            """None: nothing to check (the veth is gone)."""
+            r = kernel.get((table, net(dest)))
+            if target is None:
+                return r is not None and r.get("type") == "blackhole"
+            if target[0] not in links:
+                return None
+            return (r is not None and r.get("dev") == target[0] and "type" not in r
+                    and r.get("gateway") == via)
+
+        checks = []  # (what, the map, its key, held)
+        for ip, t in self.applied.items():
+            held = route_held("main", ip, t, None)
+            if held and t is not None:
+                held = permanent.get((ip, t[0])) == t[1]
+            checks.append((f"{ip} -> {t and t[0]}", self.applied, ip, held))
+        for key, t in self.applied_routes.items():
+            held = route_held(str(self.kernel_tables[key[0]]), key[1], t, t and t[1])
+            checks.append((f"{key[1]} -> {t and t[0]} in {key[0]}", self.applied_routes, key,
+                           held))
+        for cidr, rtb in self.applied_rules.items():
+            held = (self.rule_prefs[cidr], net(cidr), str(self.kernel_tables[rtb])) in have_rules
+            checks.append((f"the rule from {cidr} to {rtb}", self.applied_rules, cidr, held))
+        for what, table, key, held in checks:
+            if held is not False:
+                self.misses.pop(what, None)
+                continue
+            n = self.misses[what] = self.misses.get(what, 0) + 1
+            if n <= 3:
+                log(f"dataplane: the fabric lacks {what}: applying it again ({n})")
+                del table[key]  # a rule comes back with `rule add`, the route with `replace`
+            elif n == 4:
+                log(f"dataplane: the fabric refuses {what}; left as it is")
 
     def route_table_snapshot(self) -> tuple[dict, dict]:
         """({(rtb, dest): (fabric dev, ENI primary IP) | None}, {subnet CIDR: rtb}).
@@ -679,8 +756,9 @@ class DataPlane:
         for cidr, rtb in subnets.items():
             if self.applied_rules.get(cidr) == rtb:
                 continue
+            known = cidr in self.rule_prefs
             pref = self.rule_prefs.setdefault(cidr, 1000 + len(self.rule_prefs))
-            if cidr in self.applied_rules:
+            if known:  # a rule applied before, or one verify() found wrong or missing
                 cmds.append(f"rule del pref {pref}")
             # No match in the subnet's table falls through to main (the ENIs' own /32s).
             cmds.append(f"rule add from {cidr} lookup {self.kernel_tables[rtb]} pref {pref}")
