@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler
 
@@ -98,6 +99,11 @@ def shared_control(cloud, method: str, path: str, body, query):
     return NOT_SHARED
 
 
+# Held by watch_machines() and by a server's add_node(), so a machine booted again under
+# the same name never has its new sockets closed for its old PID 1's death.
+MACHINES = threading.RLock()
+
+
 def watch_machines(pids: dict, close_node, sockets: str) -> None:
     """A crashed machine's namespace must die with it: our listening sockets there would keep
     it (and its addresses) alive, so close them (`close_node(name)`) once its PID 1 is gone.
@@ -105,7 +111,11 @@ def watch_machines(pids: dict, close_node, sockets: str) -> None:
     while True:
         time.sleep(0.1)
         for name, pid in list(pids.items()):
-            if not pid_alive(pid):
+            if pid_alive(pid):
+                continue
+            with MACHINES:
+                if pids.get(name) != pid:
+                    continue  # booted again meanwhile: add_node() closed the old sockets
                 del pids[name]
                 log(f"machine {name} (pid {pid}) is gone: closing its {sockets}")
                 close_node(name)

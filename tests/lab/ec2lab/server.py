@@ -37,8 +37,8 @@ import uuid
 from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs
 
-from standin import (NOT_SHARED, MetadataHandler, announce, log, pid_alive, power_off,
-                     serve_time, shared_control, watch_machines)
+from standin import (MACHINES, NOT_SHARED, MetadataHandler, announce, log, pid_alive,
+                     power_off, serve_time, shared_control, watch_machines)
 
 from . import nssock
 
@@ -844,18 +844,19 @@ class Cloud:
     def add_node(self, spec: dict) -> None:
         """IMDS and relay inside the node's namespace (spec: name, netns path, instance_id,
         key, optional pid of the machine whose death closes them)."""
-        self.close_node(spec["name"])  # a machine booted again: its old self is gone
-        node = ImdsNode(self, spec)
-        imds_sock = nssock.listen_in(spec["netns"], ("169.254.169.254", 80))
-        relay_sock = nssock.listen_in(spec["netns"], ("127.0.0.1", self.endpoint_port))
-        server = NsHTTPServer(imds_sock, ImdsHandler, node)
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                         daemon=True).start()
-        self.imds[node.name] = node
-        self.servers[node.name] = (server, Relay(relay_sock, self.endpoint_port))
-        if spec.get("pid"):
-            self.pids[node.name] = int(spec["pid"])
-            self.instance_pids[spec["instance_id"]] = int(spec["pid"])
+        with MACHINES:
+            self.close_node(spec["name"])  # a machine booted again: its old self is gone
+            node = ImdsNode(self, spec)
+            imds_sock = nssock.listen_in(spec["netns"], ("169.254.169.254", 80))
+            relay_sock = nssock.listen_in(spec["netns"], ("127.0.0.1", self.endpoint_port))
+            server = NsHTTPServer(imds_sock, ImdsHandler, node)
+            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                             daemon=True).start()
+            self.imds[node.name] = node
+            self.servers[node.name] = (server, Relay(relay_sock, self.endpoint_port))
+            if spec.get("pid"):
+                self.pids[node.name] = int(spec["pid"])
+                self.instance_pids[spec["instance_id"]] = int(spec["pid"])
 
     def power(self, instance_ids: list[str], on: bool) -> None:
         """StopInstances/StartInstances as EC2 does them: the instance is `stopping` (its

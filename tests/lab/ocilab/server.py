@@ -35,8 +35,8 @@ from cryptography.hazmat.primitives import serialization
 
 from ec2lab import nssock
 from ec2lab.server import DataPlane, Faults, NsHTTPServer, Relay, exit_with
-from standin import (NOT_SHARED, MetadataHandler, QuietHandler, announce, log, power_off,
-                     serve_time, shared_control, watch_machines)
+from standin import (MACHINES, NOT_SHARED, MetadataHandler, QuietHandler, announce, log,
+                     power_off, serve_time, shared_control, watch_machines)
 
 from . import pki
 
@@ -273,19 +273,20 @@ class Cloud:
                 self.step(inst, rest, action)
 
     def add_node(self, spec: dict) -> None:
-        self.close_node(spec["name"])  # a machine booted again: its old self is gone
-        node = ImdsNode(self, spec)
-        imds_sock = nssock.listen_in(spec["netns"], ("169.254.169.254", 80))
-        relays = [Relay(nssock.listen_in(spec["netns"], ("127.0.0.1", port)), port)
-                  for port in (self.endpoint_port, self.tls_port)]
-        server = NsHTTPServer(imds_sock, ImdsHandler, node)
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                         daemon=True).start()
-        self.imds[node.name] = node
-        self.servers[node.name] = (server, relays)
-        if spec.get("pid"):
-            self.pids[node.name] = int(spec["pid"])
-            self.machine_pids[node.name] = int(spec["pid"])
+        with MACHINES:
+            self.close_node(spec["name"])  # a machine booted again: its old self is gone
+            node = ImdsNode(self, spec)
+            imds_sock = nssock.listen_in(spec["netns"], ("169.254.169.254", 80))
+            relays = [Relay(nssock.listen_in(spec["netns"], ("127.0.0.1", port)), port)
+                      for port in (self.endpoint_port, self.tls_port)]
+            server = NsHTTPServer(imds_sock, ImdsHandler, node)
+            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                             daemon=True).start()
+            self.imds[node.name] = node
+            self.servers[node.name] = (server, relays)
+            if spec.get("pid"):
+                self.pids[node.name] = int(spec["pid"])
+                self.machine_pids[node.name] = int(spec["pid"])
 
     def close_node(self, name: str) -> None:
         server, relays = self.servers.pop(name, (None, []))
