@@ -69,6 +69,9 @@ class Outcome:
     tool: str = ""
     events: list[tuple[float, str]] = field(default_factory=list)
     fail: str = "crash"
+    # The poller's own lines: a failed attempt says how it failed (TimeoutError: dropped on
+    # the way; ConnectionRefusedError: a host holds the address but serves nothing).
+    raw: list[tuple[float, str]] = field(default_factory=list)
 
     def last_from(self, node: str, before: float | None = None) -> float | None:
         ts = [t for t, a in self.polls if a == node and (before is None or t <= before)]
@@ -86,10 +89,11 @@ class Outcome:
         return None if last is None or first is None else first - last
 
     def segments(self) -> list[tuple[float, float, str, int]]:
-        """Runs of identical outcomes: (first time, last time, answer or 'no answer', count)."""
+        """Runs of identical outcomes: (first time, last time, answer or 'no answer (why)',
+        count)."""
         out: list[list] = []
-        for t, a in self.polls:
-            label = a or "no answer"
+        for t, a in self.raw or self.polls:
+            label = f"no answer ({a[1:]})" if a and a.startswith("!") else a or "no answer"
             if out and out[-1][2] == label:
                 out[-1][1], out[-1][3] = t, out[-1][3] + 1
             else:
@@ -160,7 +164,7 @@ def run(lab: pcmk.Lab, log=print, settle: float = 1.0, bound: float = 30.0,
     time.sleep(settle)  # a little "after" for the timeline
     poller.stop()
     return Outcome(crash_at, poller.results(), started_seen_at, tool,
-                   pacemaker_events(lab, "node2", crash_at), fail)
+                   pacemaker_events(lab, "node2", crash_at), fail, poller.lines())
 
 
 # "Nov 22 04:53:54.123 node2 pacemaker-controld  [123] (log_executor_event)  notice: Result of
