@@ -596,7 +596,7 @@ fn finish(inv: &Invocation, result: Result<Outcome>) -> Reply {
         Caller::Ocf => match result {
             Ok(Outcome::Health(Health::NotRunning)) => Reply::code(7),
             Ok(Outcome::Health(Health::Degraded(why))) => {
-                tracing::warn!("running, but degraded: {why}");
+                tracing::warn!(target: crate::log::BESIDE_REASON, "running, but degraded: {why}");
                 Reply::code(OCF_DEGRADED).err(line(format!("{}{why}", reason_prefix())))
             }
             Ok(Outcome::Report(lines)) => lines
@@ -605,7 +605,7 @@ fn finish(inv: &Invocation, result: Result<Outcome>) -> Reply {
             Ok(Outcome::Text(text)) => Reply::code(0).out(text),
             Ok(_) => Reply::code(0),
             Err(e) => {
-                tracing::error!("{} failed: {e}", inv.action_word);
+                tracing::error!(target: crate::log::BESIDE_REASON, "{} failed: {e}", inv.action_word);
                 Reply::code(ocf_code(e.kind)).err(line(format!("{}{e}", reason_prefix())))
             }
         },

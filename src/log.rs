@@ -8,6 +8,8 @@
 //!   `HA_LOGFILE`); debug lines then stay off stderr.
 //! - None of these: stderr, with level and resource name. On a terminal (a person runs the
 //!   agent): stderr only.
+//! - The line logged beside an exit reason ([`BESIDE_REASON`]) never goes to stderr, as
+//!   `ocf_exit_reason`'s `__ha_log --ignore-stderr`: the reason is there already.
 //! - `HA_debug` (set, and not 0/no/false/off): debug lines too.
 //! - `OCF_TRACE_RA` (else the resource parameter `trace_ra`) true: this action's events, debug
 //!   included, go to a trace file: `OCF_TRACE_FILE` (else `trace_file`), or
@@ -37,6 +39,11 @@ use crate::params::{Key, Param, Type};
 
 /// The tracing target prefix of cloudha's own events (its crate name).
 const OWN_TARGET: &str = "cloudha";
+
+/// The target of the line logged beside an `ocf-exit-reason:` line (the failure, the
+/// degradation): syslog, the log files and the trace get it, stderr does not, or Pacemaker
+/// would log the same failure twice from our stderr.
+pub const BESIDE_REASON: &str = "cloudha::exit_reason";
 
 /// A trace file stops here, with a last line saying so: a trace is for reading, and a
 /// recurring action must not fill the disk.
@@ -387,8 +394,9 @@ impl Visit for Message {
 }
 
 impl Logger {
-    /// Write one line to the logs (not the trace) by ocf-shellfuncs' rules.
-    fn log(&self, level: Level, word: &str, msg: &str) {
+    /// Write one line to the logs (not the trace) by ocf-shellfuncs' rules; `to_stderr`
+    /// false: never to stderr, even on a terminal or when no sink took it.
+    fn log(&self, level: Level, word: &str, msg: &str, to_stderr: bool) {
         let line = one_line(&format!("{}: {word}: {msg}", self.tag));
         if self.crs {
             match level {
@@ -398,7 +406,9 @@ impl Logger {
             }
         }
         if self.terminal {
-            self.out.line(&line);
+            if to_stderr {
+                self.out.line(&line);
+            }
             return;
         }
         let sent = self.syslog.as_ref().is_some_and(|s| {
@@ -426,7 +436,7 @@ impl Logger {
             )
         };
         // stderr when no sink meant for this line took it (a full syslog queue included).
-        if !sent && !filed {
+        if !sent && !filed && to_stderr {
             self.out.line(&line);
         }
     }
@@ -470,7 +480,8 @@ impl<S: Subscriber> Layer<S> for Logger {
             ));
         }
         if to_logs {
-            self.log(level, word, &msg);
+            let beside_reason = event.metadata().target() == BESIDE_REASON;
+            self.log(level, word, &msg, !beside_reason);
         }
     }
 }
