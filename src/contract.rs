@@ -12,6 +12,7 @@ use crate::cloud::Cloud;
 use crate::cloud::routes::Routes;
 use crate::error::{Error, Kind, Result, one_line, shown};
 use crate::host::Host;
+use crate::log::BESIDE_REASON;
 use crate::metadata::{self, Dialect};
 use crate::params::{Raw, Source, Values};
 
@@ -596,7 +597,7 @@ fn finish(inv: &Invocation, result: Result<Outcome>) -> Reply {
         Caller::Ocf => match result {
             Ok(Outcome::Health(Health::NotRunning)) => Reply::code(7),
             Ok(Outcome::Health(Health::Degraded(why))) => {
-                tracing::warn!(target: crate::log::BESIDE_REASON, "running, but degraded: {why}");
+                tracing::warn!(target: BESIDE_REASON, "running, but degraded: {why}");
                 Reply::code(OCF_DEGRADED).err(line(format!("{}{why}", reason_prefix())))
             }
             Ok(Outcome::Report(lines)) => lines
@@ -605,7 +606,7 @@ fn finish(inv: &Invocation, result: Result<Outcome>) -> Reply {
             Ok(Outcome::Text(text)) => Reply::code(0).out(text),
             Ok(_) => Reply::code(0),
             Err(e) => {
-                tracing::error!(target: crate::log::BESIDE_REASON, "{} failed: {e}", inv.action_word);
+                tracing::error!(target: BESIDE_REASON, "{} failed: {e}", inv.action_word);
                 Reply::code(ocf_code(e.kind)).err(line(format!("{}{e}", reason_prefix())))
             }
         },

@@ -276,10 +276,10 @@ struct Trace {
 
 impl Trace {
     fn open(dest: &TraceDest) -> std::io::Result<Trace> {
+        let flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
         let mut opts = std::fs::OpenOptions::new();
         // Not world-readable: a trace says more than the log does.
-        opts.mode(0o640)
-            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC);
+        opts.mode(0o640).custom_flags(flags);
         let file = match dest {
             TraceDest::Fd(n) => std::fs::OpenOptions::new()
                 .append(true)
@@ -293,7 +293,7 @@ impl Trace {
                 // Appending: two calls of the same action within one second share the file.
                 opts.append(true)
                     .create(true)
-                    .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOFOLLOW)
+                    .custom_flags(flags | libc::O_NOFOLLOW)
                     .open(path)?
             }
         };

@@ -438,9 +438,10 @@ fn debug_shapes(line: &str) -> Option<&'static str> {
         "Abort",
         "Ignored",
     ];
-    let words = line.split(|c: char| !c.is_alphanumeric());
-    if let Some(v) = words.clone().find(|w| VARIANTS.contains(w)) {
-        let _ = v;
+    if line
+        .split(|c: char| !c.is_alphanumeric())
+        .any(|w| VARIANTS.contains(&w))
+    {
         return Some("an enum variant");
     }
     // A struct dump: `Name { field: ...`.
@@ -461,6 +462,14 @@ fn debug_shapes(line: &str) -> Option<&'static str> {
         }
     }
     None
+}
+
+/// Each line with a Debug shape, said with the shape.
+fn with_debug_shapes<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    lines
+        .into_iter()
+        .filter_map(|l| debug_shapes(l).map(|why| format!("{why}: {l}")))
+        .collect()
 }
 
 #[test]
@@ -587,10 +596,7 @@ fn log_lines_are_written_for_people() {
     // The sweep reached the actions: informational lines and debug lines were written.
     assert!(all.iter().any(|l| l.contains(": INFO: ")), "{all:#?}");
     assert!(all.iter().filter(|l| l.contains(": DEBUG: ")).count() > 50);
-    let bad: Vec<_> = all
-        .iter()
-        .filter_map(|l| debug_shapes(l).map(|why| format!("{why}: {l}")))
-        .collect();
+    let bad = with_debug_shapes(all.iter().map(String::as_str));
     assert!(bad.is_empty(), "{bad:#?}");
 }
 
@@ -624,11 +630,7 @@ fn binary_lines_are_written_for_people() {
         }
     }
     assert!(seen.contains(": DEBUG: "), "{seen}");
-    let bad: Vec<_> = seen
-        .lines()
-        .filter(|l| !l.starts_with("<?xml"))
-        .filter_map(|l| debug_shapes(l).map(|why| format!("{why}: {l}")))
-        .collect();
+    let bad = with_debug_shapes(seen.lines().filter(|l| !l.starts_with("<?xml")));
     assert!(bad.is_empty(), "{bad:#?}");
 }
 

@@ -127,8 +127,9 @@ pub const ENVIRONMENT: &[EnvVar] = &[
         "True (1, yes, true, on; the resource parameter trace_ra=1, or crm resource trace): \
          each action writes its events, debug lines included, timestamped, to a file of its \
          own, <resource>.<action>.<date> (date as YYYY-MM-DD.HH:MM:SS) in the directory \
-         <trace dir>/<OCF_RESOURCE_TYPE>, where resource-agents writes its traces and crm report collects them; mode 0640, cut \
-         at 4 MiB with a line saying so. On a terminal the debug lines show there instead.",
+         <trace dir>/<OCF_RESOURCE_TYPE>, where resource-agents writes its traces and crm \
+         report collects them; mode 0640, cut at 4 MiB with a line saying so. On a terminal \
+         the debug lines show there instead.",
     ),
     var(
         &["OCF_TRACE_FILE", "OCF_RESKEY_trace_file"],

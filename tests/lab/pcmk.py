@@ -411,6 +411,9 @@ mount -t overlay lab-usr-sbin -o "lowerdir=/usr/sbin,upperdir=$d/sbin/up,workdir
 class Lab:
     """N Pacemaker nodes, a client and a bridge. See the module docstring for the API."""
 
+    # Added to (or replacing) pacemakerd's environment on every node, e.g. its log settings.
+    pacemaker_env: dict[str, str] = {}
+
     def __init__(
         self,
         nodes: int = 2,
@@ -557,11 +560,12 @@ class Lab:
         # Agents inherit this environment. The test process's own AWS settings (e.g. the
         # EC2 lab disabling metadata for host-side clients) are not the nodes'.
         base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env = dict(
-            base,
-            PCMK_logfacility="none",
-            PCMK_logfile="/var/log/pacemaker/pacemaker.log",
-        )
+        env = {
+            **base,
+            "PCMK_logfacility": "none",
+            "PCMK_logfile": "/var/log/pacemaker/pacemaker.log",
+            **self.pacemaker_env,
+        }
         self.daemons[n.name]["pacemakerd"] = n.spawn(
             ["setsid", "pacemakerd"], "pacemakerd", env=env
         )

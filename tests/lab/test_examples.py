@@ -279,13 +279,17 @@ def crm_load(site, cib: Path, snippet: Path):
     return ET.parse(cib).getroot().find("configuration")
 
 
+def snippet_commands(snippet: Path) -> list[list[str]]:
+    """The commands of a crm snippet as words: continuations joined, comments dropped."""
+    text = snippet.read_text().replace("\\\n", " ")
+    return [w for w in (shlex.split(line, comments=True) for line in text.splitlines()) if w]
+
+
 def snippet_ids(snippet: Path) -> dict[str, list[str]]:
     """The objects a crm snippet defines: {kind: [ids]}; groups and clones with members."""
-    text = snippet.read_text().replace("\\\n", " ")
     out: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        w = shlex.split(line, comments=True)
-        if w and w[0] in ("primitive", "group", "clone", "location", "order", "colocation"):
+    for w in snippet_commands(snippet):
+        if w[0] in ("primitive", "group", "clone", "location", "order", "colocation"):
             out.setdefault(w[0], []).append(w[1])
     return out
 
@@ -306,9 +310,7 @@ def test_crm_snippets_load_into_a_cluster_with_fencing(site):
         cib.write_text(base.read_text())
         conf = crm_load(site, cib, snippet)
         ids = snippet_ids(snippet)
-        text = snippet.read_text().replace("\\\n", " ")
-        for line in text.splitlines():
-            w = shlex.split(line, comments=True)
+        for w in snippet_commands(snippet):
             if w[:1] == ["primitive"]:
                 p = conf.find(f".//primitive[@id='{w[1]}']")
                 _, provider, typ = w[2].split(":")

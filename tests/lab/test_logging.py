@@ -59,15 +59,7 @@ class SyslogLab(pcmk.Lab):
 
     def __init__(self, sink_path: str, **kw):
         super().__init__(**kw)
-        self.sink_path = sink_path
-
-    def _start_pacemaker(self, n) -> None:
-        base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env = dict(base, PCMK_logfacility="daemon",
-                   PCMK_logfile="/var/log/pacemaker/pacemaker.log",
-                   CLOUDHA_SYSLOG_SOCKET=self.sink_path)
-        self.daemons[n.name]["pacemakerd"] = n.spawn(["setsid", "pacemakerd"], "pacemakerd",
-                                                     env=env)
+        self.pacemaker_env = {"PCMK_logfacility": "daemon", "CLOUDHA_SYSLOG_SOCKET": sink_path}
 
 
 def test_each_line_reaches_syslog_and_pacemaker_log_once():

@@ -6,30 +6,18 @@ filters are packaging/cloudha.rpmlintrc (with packaging/rpmlint.toml's settings)
 and filter carries its reason in the comment above it, and one that no longer matches a tag
 fails too (lintian's unused-override, rpmlint's unused-rpmlintrc-filter).
 
-Needs lintian and rpmlint (scripts/install-deps.sh). Run alone, this file builds the packages
-itself unless CLOUDHA_PACKAGES_BUILT=1 (as `make test-packages` sets).
+Needs lintian and rpmlint (scripts/install-deps.sh). The packages: conftest.py.
 """
 
-import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-DIST = Path(os.environ.get("DIST", REPO / "dist"))
 LINTIAN_OVERRIDES = REPO / "packaging/debian/cloudha.lintian-overrides"
 RPMLINTRC = REPO / "packaging/cloudha.rpmlintrc"
 RPMLINT_TOML = REPO / "packaging/rpmlint.toml"
-
-
-def package(glob):
-    if os.environ.get("CLOUDHA_PACKAGES_BUILT") != "1" and not hasattr(package, "built"):
-        subprocess.run([str(REPO / "packaging/build.sh")], check=True, timeout=3600)
-        package.built = True
-    found = sorted(DIST.glob(glob))
-    assert len(found) == 1, f"expected one {glob} in {DIST}: {found}"
-    return found[0]
 
 
 def reasons_given(path, entry):
@@ -48,9 +36,9 @@ def need(tool):
     assert shutil.which(tool), f"{tool} is missing: run scripts/install-deps.sh"
 
 
-def test_lintian_reports_nothing_unexplained():
+def test_lintian_reports_nothing_unexplained(packages):
     need("lintian")
-    deb = package("cloudha_*_amd64.deb")
+    deb = packages["deb"]
     reasons_given(LINTIAN_OVERRIDES, r"cloudha: ")
     # Every check level, experimental and pedantic ones too; overridden tags are not shown,
     # unused or mismatched overrides are (as tags of their own).
@@ -68,9 +56,9 @@ def test_lintian_reports_nothing_unexplained():
     assert "./usr/share/lintian/overrides/cloudha\n" in listing
 
 
-def test_rpmlint_reports_nothing_unexplained():
+def test_rpmlint_reports_nothing_unexplained(packages):
     need("rpmlint")
-    rpm = package("cloudha-*.x86_64.rpm")
+    rpm = packages["rpm"]
     reasons_given(RPMLINTRC, r"addFilter\(")
     reasons_given(RPMLINT_TOML, r"\w+ = ")
     p = subprocess.run(

@@ -43,7 +43,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-DIST = Path(os.environ.get("DIST", REPO / "dist"))
 OCF_DIR = "/usr/lib/ocf/resource.d/cloudha"
 LINK_TARGET = "../../../../sbin/cloudha"
 MAX_BINARY = 8 * 1000 * 1000  # bytes: "8 MB"
@@ -95,28 +94,8 @@ def run(cmd, check=True, **kw):
     return p
 
 
-def changelog_version():
-    top = (REPO / "packaging/changelog").read_text().splitlines()[0]
-    m = re.match(r"cloudha \(([^)]+)\)", top)
-    assert m, top
-    return m.group(1)  # e.g. 0.1.0-1
-
-
 # --------------------------------------------------------------------------------------------
-# fixtures
-
-
-@pytest.fixture(scope="module")
-def packages():
-    if os.environ.get("CLOUDHA_PACKAGES_BUILT") != "1":
-        run([str(REPO / "packaging/build.sh")], timeout=3600)
-    version = changelog_version()
-    upstream, release = version.rsplit("-", 1)
-    deb = DIST / f"cloudha_{version}_amd64.deb"
-    rpm = DIST / f"cloudha-{upstream}-{release}.x86_64.rpm"
-    assert deb.is_file(), f"{deb} was not built"
-    assert rpm.is_file(), f"{rpm} was not built"
-    return {"deb": deb, "rpm": rpm}
+# fixtures (the packages themselves: conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -260,7 +239,7 @@ def test_deb_control_has_no_dependencies_and_no_scripts(packages, tmp_path):
     print(control)
     for field in ("Depends", "Pre-Depends", "Recommends", "Conflicts", "Breaks"):
         assert not re.search(rf"^{field}:", control, re.M), field
-    assert re.search(r"^Version: " + re.escape(changelog_version()) + "$", control, re.M)
+    assert re.search(r"^Version: " + re.escape(packages["version"]) + "$", control, re.M)
     assert re.search(r"^Architecture: amd64$", control, re.M)
     run(["dpkg-deb", "-e", str(packages["deb"]), str(tmp_path / "c")])
     assert sorted(os.listdir(tmp_path / "c")) == ["control", "md5sums"]
@@ -274,8 +253,8 @@ def test_rpm_has_no_dependencies_and_no_scriptlets(packages):
     assert run(["rpm", "-qp", "--triggers", rpm]).stdout.strip() == ""
     info = run(["rpm", "-qip", rpm]).stdout
     assert re.search(r"^License\s*: Apache-2.0$", info, re.M), info
-    upstream = changelog_version().rsplit("-", 1)[0]
-    assert f"- {changelog_version()}" in run(["rpm", "-qp", "--changelog", rpm]).stdout
+    upstream = packages["version"].rsplit("-", 1)[0]
+    assert f"- {packages['version']}" in run(["rpm", "-qp", "--changelog", rpm]).stdout
     assert run(["rpm", "-qp", "--qf", "%{VERSION}", rpm]).stdout == upstream
 
 
@@ -323,7 +302,7 @@ def test_rpm_fields_changelog_and_timestamps(packages):
     # The spec's own %changelog: its top entry is this version, of the Debian entry's day.
     names = run(["rpm", "-qp", "--qf", "[%{CHANGELOGNAME}\n]", rpm]).stdout.splitlines()
     times = run(["rpm", "-qp", "--qf", "[%{CHANGELOGTIME}\n]", rpm]).stdout.split()
-    assert names[0].endswith(f" - {changelog_version()}"), names[0]
+    assert names[0].endswith(f" - {packages['version']}"), names[0]
     assert int(times[0]) // 86400 == epoch // 86400, (times[0], epoch)
 
 
